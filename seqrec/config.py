@@ -1,0 +1,102 @@
+"""Experiment configuration: one TOML file with ``[data]``, ``[features]``, ``[model]``, ``[train]``."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from seqrec.data.loader import SpecAugmentConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Manifests and label unit. ``dev`` empty: hold out ``dev_speakers`` from ``train``."""
+
+    train: str
+    dev: str = ""
+    dev_speakers: int = 8
+    unit: str = "char"
+    modality: str = "audio"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. ``max_frames`` bounds input frames per padded batch."""
+
+    out_dir: str = "exp/model"
+    epochs: int = 30
+    max_frames: int = 20000
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_fraction: float = 0.15
+    grad_clip: float = 5.0
+    seed: int = 0
+    threads: int = 0
+    speeds: tuple[float, ...] = (1.0,)
+    spec_augment: SpecAugmentConfig | None = None
+    device: str = "cpu"
+    resume: bool = True
+    log_every: int = 0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+    features: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def _build(cls, d: dict[str, Any], where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**d)
+
+
+def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    """``set_dotted(d, "train.epochs", 3)`` sets ``d["train"]["epochs"] = 3``."""
+    *path, last = key.split(".")
+    for p in path:
+        d = d.setdefault(p, {})
+    d[last] = value
+
+
+def experiment_from_dict(raw: dict[str, Any], base: Path | None = None) -> ExperimentConfig:
+    """Build a config; relative manifest and output paths are taken against ``base``."""
+    raw = {k: dict(v) for k, v in raw.items()}
+    unknown = set(raw) - {"data", "train", "features", "model"}
+    if unknown:
+        raise ValueError(f"config: unknown sections {sorted(unknown)}")
+    data = dict(raw.get("data", {}))
+    train = dict(raw.get("train", {}))
+    if base is not None:
+        for key in ("train", "dev"):
+            if data.get(key) and not os.path.isabs(data[key]):
+                data[key] = str(base / data[key])
+        if train.get("out_dir") and not os.path.isabs(train["out_dir"]):
+            train["out_dir"] = str(base / train["out_dir"])
+    if "speeds" in train:
+        train["speeds"] = tuple(float(s) for s in train["speeds"])
+    if isinstance(train.get("spec_augment"), dict):
+        train["spec_augment"] = _build(SpecAugmentConfig, train["spec_augment"], "train.spec_augment")
+    return ExperimentConfig(
+        data=_build(DataConfig, data, "data"),
+        train=_build(TrainConfig, train, "train"),
+        features=raw.get("features", {}),
+        model=raw.get("model", {}),
+    )
+
+
+def load_experiment(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
+                    base: Path | None = None) -> ExperimentConfig:
+    """Read a TOML config; ``overrides`` maps dotted keys to values."""
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    for k, v in (overrides or {}).items():
+        set_dotted(raw, k, v)
+    return experiment_from_dict(raw, base if base is not None else Path.cwd())

@@ -1,0 +1,193 @@
+"""Datasets, SpecAugment, collation and a frame-budget bucketing sampler."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from seqrec.data.manifest import Record
+from seqrec.vocab import Vocabulary
+
+Featurizer = Callable[[Record, float], torch.Tensor]
+"""``(record, speed) -> (T, F)`` un-normalised features; speed 1.0 means unchanged."""
+
+
+def ctc_min_frames(targets: Sequence[int]) -> int:
+    """Fewest output frames CTC needs for ``targets``: one per label plus one per repeat."""
+    repeats = sum(1 for a, b in zip(targets, targets[1:]) if a == b)
+    return len(targets) + repeats
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """Frequency and time masking (Park et al., 2019) applied to training features."""
+
+    freq_masks: int = 2
+    freq_width: int = 15
+    time_masks_per_100: float = 1.0
+    time_width: int = 25
+    max_time_fraction: float = 0.2
+
+    def apply(self, feats: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        """Mask ``(T, F)`` features with zeros (the normalised mean)."""
+        t, f = feats.shape
+        out = feats.clone()
+        for _ in range(self.freq_masks):
+            w = rng.randint(0, min(self.freq_width, f))
+            s = rng.randint(0, f - w)
+            out[:, s : s + w] = 0
+        n = int(self.time_masks_per_100 * t / 100)
+        budget = int(self.max_time_fraction * t)
+        for _ in range(n):
+            w = min(rng.randint(0, self.time_width), budget)
+            if w <= 0:
+                break
+            budget -= w
+            s = rng.randint(0, t - w)
+            out[s : s + w, :] = 0
+        return out
+
+
+class FeatureDataset(Dataset):
+    """Items ``(features (T, F), target ids (L,), index)`` with an in-memory cache.
+
+    Features are computed once per (item, speed) and kept; normalisation and
+    SpecAugment apply on the way out, so cached features stay reusable.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        featurize: Featurizer,
+        vocab: Vocabulary,
+        normalize: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+        speeds: Sequence[float] = (1.0,),
+        spec_augment: SpecAugmentConfig | None = None,
+        seed: int = 0,
+        cache: bool = True,
+    ) -> None:
+        self.records = list(records)
+        self.featurize = featurize
+        self.vocab = vocab
+        self.normalize = normalize
+        self.speeds = tuple(speeds)
+        self.spec_augment = spec_augment
+        self.rng = random.Random(seed)
+        self.cache: dict[tuple[int, float], torch.Tensor] | None = {} if cache else None
+        self.targets = [vocab.encode(r.text, source=r.path) for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def raw_features(self, i: int, speed: float = 1.0) -> torch.Tensor:
+        key = (i, speed)
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        feats = self.featurize(self.records[i], speed)
+        if self.cache is not None:
+            self.cache[key] = feats
+        return feats
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        speed = self.rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
+        feats = self.normalize(self.raw_features(i, speed))
+        if self.spec_augment is not None:
+            feats = self.spec_augment.apply(feats, self.rng)
+        return feats, torch.tensor(self.targets[i], dtype=torch.long), i
+
+
+def collate(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor, int]],
+) -> dict[str, torch.Tensor]:
+    """Pad a list of items into ``feats (B, T, F)``, ``lengths``, ``targets (B, L)``,
+    ``target_lengths`` and ``index``."""
+    feats = torch.nn.utils.rnn.pad_sequence([b[0] for b in batch], batch_first=True)
+    lengths = torch.tensor([b[0].shape[0] for b in batch], dtype=torch.long)
+    tl = torch.tensor([b[1].numel() for b in batch], dtype=torch.long)
+    targets = torch.zeros(len(batch), max(1, int(tl.max())), dtype=torch.long)
+    for k, b in enumerate(batch):
+        targets[k, : b[1].numel()] = b[1]
+    index = torch.tensor([b[2] for b in batch], dtype=torch.long)
+    return {"feats": feats, "lengths": lengths, "targets": targets, "target_lengths": tl,
+            "index": index}
+
+
+class FrameBudgetSampler(Sampler[list[int]]):
+    """Batches of similar length whose padded size stays within ``max_frames``.
+
+    Items are sorted by length (with a little seeded noise so batches differ
+    between epochs when ``shuffle``), cut into batches by the frame budget,
+    and the batch order is shuffled.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        max_frames: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        max_items: int = 256,
+    ) -> None:
+        self.lengths = list(lengths)
+        self.max_frames = max_frames
+        self.shuffle = shuffle
+        self.seed = seed
+        self.max_items = max_items
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + 1000003 * self.epoch)
+        if self.shuffle:
+            keyed = [(n * (1 + 0.1 * (rng.random() - 0.5)), i) for i, n in enumerate(self.lengths)]
+        else:
+            keyed = [(n, i) for i, n in enumerate(self.lengths)]
+        order = [i for _, i in sorted(keyed)]
+        out: list[list[int]] = []
+        cur: list[int] = []
+        longest = 0
+        for i in order:
+            n = self.lengths[i]
+            new_longest = max(longest, n)
+            if cur and (new_longest * (len(cur) + 1) > self.max_frames or len(cur) >= self.max_items):
+                out.append(cur)
+                cur, new_longest = [], n
+            cur.append(i)
+            longest = new_longest
+        if cur:
+            out.append(cur)
+        if self.shuffle:
+            rng.shuffle(out)
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
+def split_by_speaker(
+    records: Sequence[Record], num_speakers: int, seed: int = 0
+) -> tuple[list[Record], list[Record]]:
+    """Hold out ``num_speakers`` whole speakers (or items, when none is known) as a dev set."""
+    rng = random.Random(seed)
+    speakers = sorted({r.speaker for r in records if r.speaker})
+    if len(speakers) > num_speakers:
+        held = set(rng.sample(speakers, num_speakers))
+        train = [r for r in records if r.speaker not in held]
+        dev = [r for r in records if r.speaker in held]
+        return train, dev
+    idx = list(range(len(records)))
+    rng.shuffle(idx)
+    n_dev = max(1, math.ceil(0.05 * len(records)))
+    dev_set = set(idx[:n_dev])
+    return ([r for i, r in enumerate(records) if i not in dev_set],
+            [r for i, r in enumerate(records) if i in dev_set])

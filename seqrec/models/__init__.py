@@ -1,0 +1,3 @@
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+
+__all__ = ["BiLSTMCTC", "ModelConfig"]

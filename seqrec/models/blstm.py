@@ -1,0 +1,160 @@
+"""BiLSTM-CTC acoustic/optical model with an optional convolutional front-end.
+
+Shapes: features ``(B, T, F)`` + lengths ``(B,)`` -> log-probs ``(B, T', V)`` +
+lengths ``(B,)``, where ``T' = ceil(T / subsample)``.
+
+Padding never reaches a valid output: the forward direction runs over padded
+batches as usual (padding only trails), and the backward direction runs over
+each sequence reversed *within its own length*, so padding trails there too.
+Batched outputs therefore equal per-item outputs, at padded-batch speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Model shape; stored in every model file.
+
+    ``frontend`` is ``none``, ``stack`` (concatenate ``subsample`` consecutive
+    frames) or ``conv`` (2-D conv blocks over time x feature, each halving time
+    until ``subsample`` is reached, then the feature axis is flattened).
+    """
+
+    input_dim: int
+    vocab_size: int
+    hidden: int = 256
+    layers: int = 3
+    dropout: float = 0.2
+    frontend: str = "none"
+    subsample: int = 1
+    conv_channels: int = 32
+    conv_blocks: int = 2
+
+    def __post_init__(self) -> None:
+        if self.frontend not in ("none", "stack", "conv"):
+            raise ValueError(f"unknown frontend {self.frontend!r}")
+        if self.subsample < 1 or self.subsample & (self.subsample - 1):
+            raise ValueError("subsample must be a power of two")
+        if self.frontend == "none" and self.subsample != 1:
+            raise ValueError("subsample > 1 needs frontend 'stack' or 'conv'")
+
+
+def lengths_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """``(B, max_len)`` bool mask, True at valid positions."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each ``(T, C)`` sequence of ``x (B, T, C)`` within its own length.
+
+    Positions past a sequence's length stay where they are. Applying it twice
+    gives back ``x``.
+    """
+    t = x.shape[1]
+    ar = torch.arange(t, device=x.device)[None, :]
+    idx = torch.where(ar < lengths[:, None], lengths[:, None] - 1 - ar, ar)
+    return torch.gather(x, 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+class ExactBiLSTMLayer(nn.Module):
+    """One bidirectional LSTM layer whose outputs ignore padding exactly."""
+
+    def __init__(self, input_size: int, hidden: int) -> None:
+        super().__init__()
+        self.fwd = nn.LSTM(input_size, hidden, batch_first=True)
+        self.bwd = nn.LSTM(input_size, hidden, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out_f, _ = self.fwd(x)
+        out_b, _ = self.bwd(reverse_padded(x, lengths))
+        return torch.cat([out_f, reverse_padded(out_b, lengths)], dim=2)
+
+
+class ConvFrontend(nn.Module):
+    """Conv blocks over ``(time, feature)``; each block halves both axes while time
+    subsampling is still owed, else only the feature axis."""
+
+    def __init__(self, input_dim: int, channels: int, blocks: int, subsample: int) -> None:
+        super().__init__()
+        self.time_strides = []
+        layers = []
+        in_ch, feat = 1, input_dim
+        owed = subsample
+        for _ in range(blocks):
+            st = 2 if owed > 1 else 1
+            owed //= st
+            self.time_strides.append(st)
+            layers.append(nn.Conv2d(in_ch, channels, 3, stride=(st, 2), padding=1))
+            in_ch, feat = channels, (feat + 1) // 2
+        if owed != 1:
+            raise ValueError("conv_blocks too few for the requested subsampling")
+        self.convs = nn.ModuleList(layers)
+        self.output_dim = channels * feat
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x.unsqueeze(1)  # (B, 1, T, F)
+        for conv, st in zip(self.convs, self.time_strides):
+            # Zero the padding so a valid frame near the end sees what it would alone.
+            h = h * lengths_mask(lengths, h.shape[2])[:, None, :, None]
+            h = torch.relu(conv(h))
+            lengths = (lengths + st - 1) // st
+        h = h * lengths_mask(lengths, h.shape[2])[:, None, :, None]
+        b, c, t, f = h.shape
+        return h.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
+
+
+def stack_frames(
+    x: torch.Tensor, lengths: torch.Tensor, factor: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate ``factor`` consecutive frames: ``(B, T, F) -> (B, ceil(T/factor), F*factor)``."""
+    b, t, f = x.shape
+    pad = (-t) % factor
+    x = x * lengths_mask(lengths, t)[:, :, None]
+    if pad:
+        x = nn.functional.pad(x, (0, 0, 0, pad))
+    return x.reshape(b, (t + pad) // factor, f * factor), (lengths + factor - 1) // factor
+
+
+class BiLSTMCTC(nn.Module):
+    """Stacked exact BiLSTM with a linear layer to CTC log-probabilities."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dim = cfg.input_dim
+        self.conv = None
+        if cfg.frontend == "conv":
+            self.conv = ConvFrontend(dim, cfg.conv_channels, cfg.conv_blocks, cfg.subsample)
+            dim = self.conv.output_dim
+        elif cfg.frontend == "stack":
+            dim = dim * cfg.subsample
+        self.lstms = nn.ModuleList()
+        for _ in range(cfg.layers):
+            self.lstms.append(ExactBiLSTMLayer(dim, cfg.hidden))
+            dim = 2 * cfg.hidden
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(dim, cfg.vocab_size)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        s = self.cfg.subsample
+        return (lengths + s - 1) // s if s > 1 else lengths
+
+    def forward(
+        self, feats: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``feats (B, T, F)``, ``lengths (B,)`` -> ``log_probs (B, T', V)``, ``lengths (B,)``."""
+        x = feats
+        if self.conv is not None:
+            x, lengths = self.conv(x, lengths)
+        elif self.cfg.frontend == "stack" and self.cfg.subsample > 1:
+            x, lengths = stack_frames(x, lengths, self.cfg.subsample)
+        for lstm in self.lstms:
+            x = lstm(self.dropout(x), lengths)
+        logits = self.out(self.dropout(x))
+        return torch.log_softmax(logits, dim=-1), lengths

@@ -1,0 +1,245 @@
+"""Training and evaluation loops over (model, loader, optimiser)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from seqrec.checkpoint import load_checkpoint, save_checkpoint
+from seqrec.config import ExperimentConfig
+from seqrec.data.loader import (
+    FeatureDataset,
+    FrameBudgetSampler,
+    collate,
+    ctc_min_frames,
+    split_by_speaker,
+)
+from seqrec.data.manifest import Record, read_manifest
+from seqrec.features.frontend import build_frontend
+from seqrec.io import atomic_write_text
+from seqrec.metrics import METRICS, UNIT_METRICS
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+from seqrec.plots import plot_curves
+from seqrec.recognizer import Recognizer
+from seqrec.vocab import BLANK_ID, Vocabulary
+
+log = logging.getLogger("seqrec.train")
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
+    """Indices whose transcript is non-empty and fits CTC at the given speed."""
+    keep = []
+    for i, tgt in enumerate(ds.targets):
+        t = ds.raw_features(i, speed).shape[0]
+        t_out = int(model.output_lengths(torch.tensor([t]))[0])
+        if tgt and ctc_min_frames(tgt) <= t_out:
+            keep.append(i)
+    return keep
+
+
+def decode_dataset(
+    model: BiLSTMCTC, ds: FeatureDataset, max_frames: int, device: torch.device
+) -> list[list[int]]:
+    """Greedy id sequences for every item of ``ds`` (in dataset order)."""
+    from seqrec.decoders.greedy import greedy_decode
+
+    model.eval()
+    lengths = [ds.raw_features(i).shape[0] for i in range(len(ds))]
+    sampler = FrameBudgetSampler(lengths, max_frames, shuffle=False)
+    hyps: list[list[int]] = [[] for _ in range(len(ds))]
+    with torch.inference_mode():
+        for idx in sampler:
+            b = collate([ds[i] for i in idx])
+            lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
+            for i, h in zip(idx, greedy_decode(lp, ol)[0]):
+                hyps[i] = h
+    return hyps
+
+
+def score(vocab: Vocabulary, refs: Sequence[str], hyps: Sequence[list[int]]) -> dict[str, float]:
+    texts = [vocab.decode(h) for h in hyps]
+    return {m: METRICS[m](refs, texts) for m in UNIT_METRICS[vocab.unit]}
+
+
+def _load_split(cfg: ExperimentConfig) -> tuple[list[Record], list[Record]]:
+    train = read_manifest(cfg.data.train)
+    if cfg.data.dev:
+        return train, read_manifest(cfg.data.dev)
+    return split_by_speaker(train, cfg.data.dev_speakers, cfg.train.seed)
+
+
+def train(cfg: ExperimentConfig) -> Path:
+    """Train a model as configured; returns the path of the best model file.
+
+    Writes into ``cfg.train.out_dir``: ``best.pt`` (best dev error), ``last.pt``
+    (resumable state), ``metrics.jsonl`` and ``curves.png``. An existing
+    ``last.pt`` is resumed when ``cfg.train.resume``.
+    """
+    tc = cfg.train
+    out = Path(tc.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    set_seed(tc.seed)
+    device = torch.device(tc.device)
+
+    train_recs, dev_recs = _load_split(cfg)
+    resume_payload = None
+    if tc.resume and (out / "last.pt").exists():
+        resume_payload = load_checkpoint(out / "last.pt")
+        vocab = Vocabulary.from_dict(resume_payload["vocab"])
+    else:
+        vocab = Vocabulary.from_transcripts([r.text for r in train_recs], cfg.data.unit)
+    frontend = build_frontend(cfg.data.modality, cfg.features)
+
+    def featurize(rec: Record, speed: float) -> torch.Tensor:
+        return frontend.raw(rec.path, speed)
+
+    train_ds = FeatureDataset(train_recs, featurize, vocab, frontend.normalize, tc.speeds,
+                              tc.spec_augment, seed=tc.seed)
+    dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
+    t0 = time.time()
+    for i in tqdm(range(len(train_ds)), desc="features", leave=False, mininterval=5):
+        for s in tc.speeds:
+            train_ds.raw_features(i, s)
+    for i in range(len(dev_ds)):
+        dev_ds.raw_features(i)
+    log.info("features for %d train / %d dev items in %.0f s", len(train_ds), len(dev_ds),
+             time.time() - t0)
+
+    if resume_payload is not None:
+        fd = resume_payload["frontend"]
+        frontend.mean, frontend.std = fd.get("mean"), fd.get("std")
+    elif frontend.needs_stats:
+        frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
+
+    mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(vocab), **cfg.model)
+    model = BiLSTMCTC(mcfg).to(device)
+
+    keep = feasible(train_ds, model, max(tc.speeds))
+    dropped = len(train_ds) - len(keep)
+    if dropped:
+        log.warning("skipping %d training items with an empty transcript or one too long "
+                    "for CTC at their input length", dropped)
+    lengths = [train_ds.raw_features(i).shape[0] for i in range(len(train_ds))]
+    sampler = FrameBudgetSampler([lengths[i] for i in keep], tc.max_frames, seed=tc.seed)
+    steps_per_epoch = len(sampler)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=tc.lr, total_steps=max(1, tc.epochs * steps_per_epoch),
+        pct_start=tc.warmup_fraction, anneal_strategy="cos")
+    ctc = torch.nn.CTCLoss(blank=BLANK_ID, reduction="mean", zero_infinity=False)
+    dev_refs = [r.text for r in dev_recs]
+    metric = UNIT_METRICS[vocab.unit][0]
+    history: list[dict[str, Any]] = []
+    start_epoch, best = 0, math.inf
+    if resume_payload is not None:
+        model.load_state_dict(resume_payload["state_dict"])
+        opt.load_state_dict(resume_payload["optimizer"])
+        sched.load_state_dict(resume_payload["scheduler"])
+        start_epoch = resume_payload["epoch"]
+        best = resume_payload["best"]
+        history = json.loads(resume_payload["history"])
+        train_ds.rng.setstate(_tuplify(resume_payload["data_rng"]))
+        torch.set_rng_state(resume_payload["torch_rng"])
+        log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
+
+    recognizer = Recognizer(frontend, model, vocab)
+    extra_meta = {"experiment": json.dumps(_jsonable(asdict(cfg)))}
+
+    def save_last(epoch: int) -> None:
+        save_checkpoint(out / "last.pt", {
+            **recognizer.payload(), **extra_meta,
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "epoch": epoch, "best": best, "history": json.dumps(history),
+            "data_rng": _listify(train_ds.rng.getstate()), "torch_rng": torch.get_rng_state(),
+        })
+
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, tc.epochs):
+            model.train()
+            sampler.set_epoch(epoch)
+            t0 = time.time()
+            tot, n, skipped = 0.0, 0, 0
+            bar = tqdm(list(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
+                       mininterval=10)
+            for batch_idx in bar:
+                b = collate([train_ds[keep[i]] for i in batch_idx])
+                lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
+                loss = ctc(lp.transpose(0, 1), b["targets"].to(device), ol, b["target_lengths"])
+                opt.zero_grad(set_to_none=True)
+                if not torch.isfinite(loss):
+                    skipped += 1
+                    log.warning("non-finite loss; step skipped (items %s)",
+                                [train_recs[keep[i]].id for i in batch_idx][:5])
+                    sched.step()
+                    continue
+                loss.backward()
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                if not torch.isfinite(gnorm):
+                    skipped += 1
+                    log.warning("non-finite gradient; step skipped")
+                    sched.step()
+                    continue
+                opt.step()
+                sched.step()
+                tot += float(loss) * len(batch_idx)
+                n += len(batch_idx)
+                bar.set_postfix(loss=f"{tot / max(n, 1):.3f}")
+            train_time = time.time() - t0
+            hyps = decode_dataset(model, dev_ds, tc.max_frames, device)
+            scores = score(vocab, dev_refs, hyps)
+            row = {"epoch": epoch + 1, "train_loss": tot / max(n, 1), **{f"dev_{k}": v for k, v
+                   in scores.items()}, "lr": sched.get_last_lr()[0], "epoch_seconds": train_time,
+                   "skipped_steps": skipped}
+            history.append(row)
+            log.info("epoch %d loss %.3f dev %s %.2f%% (%.0f s)", epoch + 1, row["train_loss"],
+                     metric, 100 * scores[metric], train_time)
+            if scores[metric] < best:
+                best = scores[metric]
+                recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1,
+                                dev_error=best)
+            save_last(epoch + 1)
+            atomic_write_text(out / "metrics.jsonl",
+                              "".join(json.dumps(r) + "\n" for r in history))
+            plot_curves(history, out / "curves.png", metric)
+    except KeyboardInterrupt:
+        log.warning("interrupted: saving %s (resume by running the same command)",
+                    out / "last.pt")
+        save_last(epoch)
+        raise
+    if not (out / "best.pt").exists():
+        recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
+    return out / "best.pt"
+
+
+def _listify(x: Any) -> Any:
+    return [_listify(v) for v in x] if isinstance(x, (tuple, list)) else x
+
+
+def _tuplify(x: Any) -> Any:
+    return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
