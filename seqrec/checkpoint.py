@@ -40,12 +40,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ModelFileError(f"{path}: not a readable seqrec model file ({type(e).__name__})") from None
+        raise ModelFileError(
+            f"{path}: not a readable seqrec model file ({type(e).__name__})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a seqrec model file")
     if payload.get("version", 0) > VERSION:
-        raise ModelFileError(f"{path}: model file version {payload['version']} is newer than "
-                             f"this seqrec supports ({VERSION})")
+        raise ModelFileError(
+            f"{path}: model file version {payload['version']} is newer than "
+            f"this seqrec supports ({VERSION})"
+        )
     return payload
 
 

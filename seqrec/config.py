@@ -1,12 +1,13 @@
-"""Experiment configuration: one TOML file with ``[data]``, ``[features]``, ``[model]``, ``[train]``."""
+"""Experiment configuration: one TOML file with data, features, model and train sections."""
 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from seqrec.data.loader import SpecAugmentConfig
 
@@ -83,7 +84,9 @@ def experiment_from_dict(raw: dict[str, Any], base: Path | None = None) -> Exper
     if "speeds" in train:
         train["speeds"] = tuple(float(s) for s in train["speeds"])
     if isinstance(train.get("spec_augment"), dict):
-        train["spec_augment"] = _build(SpecAugmentConfig, train["spec_augment"], "train.spec_augment")
+        train["spec_augment"] = _build(
+            SpecAugmentConfig, train["spec_augment"], "train.spec_augment"
+        )
     return ExperimentConfig(
         data=_build(DataConfig, data, "data"),
         train=_build(TrainConfig, train, "train"),
@@ -92,8 +95,9 @@ def experiment_from_dict(raw: dict[str, Any], base: Path | None = None) -> Exper
     )
 
 
-def load_experiment(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
-                    base: Path | None = None) -> ExperimentConfig:
+def load_experiment(
+    path: str | os.PathLike, overrides: dict[str, Any] | None = None, base: Path | None = None
+) -> ExperimentConfig:
     """Read a TOML config; ``overrides`` maps dotted keys to values."""
     with open(path, "rb") as f:
         raw = tomllib.load(f)

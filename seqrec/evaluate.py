@@ -11,11 +11,12 @@ from typing import Any
 
 import torch
 
-from seqrec.data.loader import FeatureDataset, FrameBudgetSampler, collate
+from seqrec.data.loader import FrameBudgetSampler, collate
 from seqrec.data.manifest import read_manifest
 from seqrec.decoders.greedy import greedy_decode
 from seqrec.io import atomic_write_text
-from seqrec.metrics import METRICS, UNIT_METRICS, edit_distance
+from seqrec.lexicon import DIGIT_LEXICON, DIGIT_WORDS, read_lexicon, words_from_phones
+from seqrec.metrics import METRICS, UNIT_METRICS, edit_distance, wer
 from seqrec.recognizer import Recognizer
 from seqrec.vocab import tokenize
 
@@ -28,6 +29,7 @@ def evaluate(
     report_path: str | os.PathLike | None = None,
     max_frames: int = 40000,
     device: str = "cpu",
+    lexicon: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Greedy-decode every item of ``manifest`` and score it.
 
@@ -35,6 +37,10 @@ def evaluate(
     count as empty hypotheses), one key per metric of the model's unit
     (``per``, ``cer``/``wer`` or ``wer``, as fractions) and timing. When
     ``report_path`` is given, writes ``{"summary": ..., "items": [...]}`` there.
+
+    With a ``lexicon`` (a lexicon file, or ``"digits"`` for the built-in digit
+    lexicon), phone hypotheses are also parsed into words and scored against
+    each record's ``words`` as ``wer`` (the digit error rate for digit strings).
     """
     rec = Recognizer.load(model_path)
     rec.model.to(device)
@@ -58,7 +64,7 @@ def evaluate(
             b = collate([(feats[i], torch.zeros(0, dtype=torch.long), i) for i in items])
             lp, ol = rec.model(b["feats"].to(device), b["lengths"].to(device))
             ids, scores = greedy_decode(lp, ol)
-            for i, h, s in zip(items, ids, scores):
+            for i, h, s in zip(items, ids, scores, strict=True):
                 hyps[i] = (rec.vocab.decode(h), float(s))
     elapsed = time.time() - t0
     refs = [r.text for r in records]
@@ -68,17 +74,46 @@ def evaluate(
     for m in UNIT_METRICS[unit]:
         summary[m] = METRICS[m](refs, texts)
     summary["seconds"] = elapsed
+    hyp_words = None
+    if lexicon is not None:
+        lex, allowed = _lexicon(lexicon)
+        hyp_words = [" ".join(words_from_phones(t.split(), lex, allowed)) for t in texts]
+        summary["wer"] = wer([r.words or r.text for r in records], hyp_words)
     items = []
     for i, r in enumerate(records):
-        item = {"id": r.id, "path": r.path, "ref": r.text, "hyp": texts[i],
-                "edits": edit_distance(tokenize(r.text, unit), tokenize(texts[i], unit))}
+        item = {
+            "id": r.id,
+            "path": r.path,
+            "ref": r.text,
+            "hyp": texts[i],
+            "edits": edit_distance(tokenize(r.text, unit), tokenize(texts[i], unit)),
+        }
+        if hyp_words is not None:
+            item["ref_words"] = r.words or r.text
+            item["hyp_words"] = hyp_words[i]
         if i in errors:
             item["error"] = errors[i]
         else:
             item["score"] = hyps[i][1]
         items.append(item)
     if report_path is not None:
-        atomic_write_text(report_path, json.dumps({"model": str(Path(model_path)),
-                          "manifest": str(manifest), "summary": summary, "items": items},
-                          ensure_ascii=False, indent=1))
+        atomic_write_text(
+            report_path,
+            json.dumps(
+                {
+                    "model": str(Path(model_path)),
+                    "manifest": str(manifest),
+                    "summary": summary,
+                    "items": items,
+                },
+                ensure_ascii=False,
+                indent=1,
+            ),
+        )
     return summary
+
+
+def _lexicon(lexicon: str | os.PathLike):
+    if str(lexicon) == "digits":
+        return DIGIT_LEXICON, DIGIT_WORDS
+    return read_lexicon(lexicon), None

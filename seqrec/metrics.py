@@ -15,7 +15,7 @@ def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:
     """Total edits over total reference length, as a fraction (0.0 when refs are empty)."""
     if len(refs) != len(hyps):
         raise ValueError("refs and hyps differ in length")
-    errors = sum(edit_distance(r, h) for r, h in zip(refs, hyps))
+    errors = sum(edit_distance(r, h) for r, h in zip(refs, hyps, strict=True))
     total = sum(len(r) for r in refs)
     return errors / total if total else float(errors > 0)
 

@@ -20,11 +20,18 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, metr
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("train CTC loss", color="b")
     ax2 = ax1.twinx()
-    ax2.plot(epochs, [100 * h[f"dev_{metric}"] for h in history], "r-s", ms=3,
-             label=f"dev {metric.upper()}")
+    ax2.plot(
+        epochs,
+        [100 * h[f"dev_{metric}"] for h in history],
+        "r-s",
+        ms=3,
+        label=f"dev {metric.upper()}",
+    )
     ax2.set_ylabel(f"dev {metric.upper()} (%)", color="r")
-    fig.suptitle(f"learning curves (best dev {metric.upper()} "
-                 f"{100 * min(h[f'dev_{metric}'] for h in history):.2f}%)")
+    fig.suptitle(
+        f"learning curves (best dev {metric.upper()} "
+        f"{100 * min(h[f'dev_{metric}'] for h in history):.2f}%)"
+    )
     fig.tight_layout()
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=100)

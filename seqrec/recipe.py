@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -30,6 +31,7 @@ def recipe_main(
     default_out: str,
     eval_splits: Sequence[str],
     prepare_options: dict[str, Any] | None = None,
+    eval_lexicon: str | None = None,
     argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run one recipe end to end and print the test summaries."""
@@ -38,18 +40,36 @@ def recipe_main(
     from seqrec.evaluate import evaluate
     from seqrec.training import train
 
-    ap = argparse.ArgumentParser(description=description,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data-dir", required=True, help=f"the {corpus} corpus folder")
     ap.add_argument("--out", default=default_out, help="experiment folder")
-    ap.add_argument("--set", dest="overrides", action="append", default=[],
-                    type=parse_override, metavar="KEY=VALUE", help="override a config value")
+    ap.add_argument(
+        "-o",
+        "--prepare-option",
+        action="append",
+        default=[],
+        type=parse_override,
+        metavar="KEY=VALUE",
+        help="importer option (value parsed as TOML)",
+    )
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        type=parse_override,
+        metavar="KEY=VALUE",
+        help="override a config value",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)
     data = out / "data"
     if not (data / "train.jsonl").exists():
-        counts = IMPORTERS[corpus](args.data_dir, data, **(prepare_options or {}))
+        options = {**(prepare_options or {}), **dict(args.prepare_option)}
+        counts = IMPORTERS[corpus](args.data_dir, data, **options)
         logging.info("prepared %s: %s", corpus, counts)
     overrides = {"data.train": str(data / "train.jsonl"), "train.out_dir": str(out / "model")}
     if (data / "dev.jsonl").exists():
@@ -60,7 +80,7 @@ def recipe_main(
     results = {}
     for split in eval_splits:
         report = out / f"{split}_report.json"
-        summary = evaluate(model_path, data / f"{split}.jsonl", report)
+        summary = evaluate(model_path, data / f"{split}.jsonl", report, lexicon=eval_lexicon)
         results[split] = summary
         print(f"{split}: " + json.dumps(summary))
     return results

@@ -44,8 +44,9 @@ class Recognizer:
         model = BiLSTMCTC(ModelConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         model.eval()
-        return cls(frontend_from_dict(payload["frontend"]), model,
-                   Vocabulary.from_dict(payload["vocab"]))
+        return cls(
+            frontend_from_dict(payload["frontend"]), model, Vocabulary.from_dict(payload["vocab"])
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recognizer:
@@ -61,4 +62,4 @@ class Recognizer:
         x = torch.nn.utils.rnn.pad_sequence(list(feats), batch_first=True).to(device)
         log_probs, out_lengths = self.model(x, lengths.to(device))
         hyps, scores = greedy_decode(log_probs, out_lengths)
-        return [(self.vocab.decode(h), float(s)) for h, s in zip(hyps, scores)]
+        return [(self.vocab.decode(h), float(s)) for h, s in zip(hyps, scores, strict=True)]

@@ -66,7 +66,7 @@ def decode_dataset(
         for idx in sampler:
             b = collate([ds[i] for i in idx])
             lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
-            for i, h in zip(idx, greedy_decode(lp, ol)[0]):
+            for i, h in zip(idx, greedy_decode(lp, ol)[0], strict=True):
                 hyps[i] = h
     return hyps
 
@@ -110,17 +110,22 @@ def train(cfg: ExperimentConfig) -> Path:
     def featurize(rec: Record, speed: float) -> torch.Tensor:
         return frontend.raw(rec.path, speed)
 
-    train_ds = FeatureDataset(train_recs, featurize, vocab, frontend.normalize, tc.speeds,
-                              tc.spec_augment, seed=tc.seed)
+    train_ds = FeatureDataset(
+        train_recs, featurize, vocab, frontend.normalize, tc.speeds, tc.spec_augment, seed=tc.seed
+    )
     dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
     t0 = time.time()
-    for i in tqdm(range(len(train_ds)), desc="features", leave=False, mininterval=5):
+    for i in tqdm(range(len(train_ds)), desc="features", leave=False, mininterval=5, disable=None):
         for s in tc.speeds:
             train_ds.raw_features(i, s)
     for i in range(len(dev_ds)):
         dev_ds.raw_features(i)
-    log.info("features for %d train / %d dev items in %.0f s", len(train_ds), len(dev_ds),
-             time.time() - t0)
+    log.info(
+        "features for %d train / %d dev items in %.0f s",
+        len(train_ds),
+        len(dev_ds),
+        time.time() - t0,
+    )
 
     if resume_payload is not None:
         fd = resume_payload["frontend"]
@@ -134,15 +139,22 @@ def train(cfg: ExperimentConfig) -> Path:
     keep = feasible(train_ds, model, max(tc.speeds))
     dropped = len(train_ds) - len(keep)
     if dropped:
-        log.warning("skipping %d training items with an empty transcript or one too long "
-                    "for CTC at their input length", dropped)
+        log.warning(
+            "skipping %d training items with an empty transcript or one too long "
+            "for CTC at their input length",
+            dropped,
+        )
     lengths = [train_ds.raw_features(i).shape[0] for i in range(len(train_ds))]
     sampler = FrameBudgetSampler([lengths[i] for i in keep], tc.max_frames, seed=tc.seed)
     steps_per_epoch = len(sampler)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=tc.lr, total_steps=max(1, tc.epochs * steps_per_epoch),
-        pct_start=tc.warmup_fraction, anneal_strategy="cos")
+        opt,
+        max_lr=tc.lr,
+        total_steps=max(1, tc.epochs * steps_per_epoch),
+        pct_start=tc.warmup_fraction,
+        anneal_strategy="cos",
+    )
     ctc = torch.nn.CTCLoss(blank=BLANK_ID, reduction="mean", zero_infinity=False)
     dev_refs = [r.text for r in dev_recs]
     metric = UNIT_METRICS[vocab.unit][0]
@@ -163,12 +175,20 @@ def train(cfg: ExperimentConfig) -> Path:
     extra_meta = {"experiment": json.dumps(_jsonable(asdict(cfg)))}
 
     def save_last(epoch: int) -> None:
-        save_checkpoint(out / "last.pt", {
-            **recognizer.payload(), **extra_meta,
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "epoch": epoch, "best": best, "history": json.dumps(history),
-            "data_rng": _listify(train_ds.rng.getstate()), "torch_rng": torch.get_rng_state(),
-        })
+        save_checkpoint(
+            out / "last.pt",
+            {
+                **recognizer.payload(),
+                **extra_meta,
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch,
+                "best": best,
+                "history": json.dumps(history),
+                "data_rng": _listify(train_ds.rng.getstate()),
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
 
     epoch = start_epoch
     try:
@@ -177,8 +197,13 @@ def train(cfg: ExperimentConfig) -> Path:
             sampler.set_epoch(epoch)
             t0 = time.time()
             tot, n, skipped = 0.0, 0, 0
-            bar = tqdm(list(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
-                       mininterval=10)
+            bar = tqdm(
+                list(sampler),
+                desc=f"epoch {epoch + 1}/{tc.epochs}",
+                leave=False,
+                mininterval=10,
+                disable=None,
+            )
             for batch_idx in bar:
                 b = collate([train_ds[keep[i]] for i in batch_idx])
                 lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
@@ -186,8 +211,10 @@ def train(cfg: ExperimentConfig) -> Path:
                 opt.zero_grad(set_to_none=True)
                 if not torch.isfinite(loss):
                     skipped += 1
-                    log.warning("non-finite loss; step skipped (items %s)",
-                                [train_recs[keep[i]].id for i in batch_idx][:5])
+                    log.warning(
+                        "non-finite loss; step skipped (items %s)",
+                        [train_recs[keep[i]].id for i in batch_idx][:5],
+                    )
                     sched.step()
                     continue
                 loss.backward()
@@ -199,29 +226,37 @@ def train(cfg: ExperimentConfig) -> Path:
                     continue
                 opt.step()
                 sched.step()
-                tot += float(loss) * len(batch_idx)
+                tot += loss.item() * len(batch_idx)
                 n += len(batch_idx)
                 bar.set_postfix(loss=f"{tot / max(n, 1):.3f}")
             train_time = time.time() - t0
             hyps = decode_dataset(model, dev_ds, tc.max_frames, device)
             scores = score(vocab, dev_refs, hyps)
-            row = {"epoch": epoch + 1, "train_loss": tot / max(n, 1), **{f"dev_{k}": v for k, v
-                   in scores.items()}, "lr": sched.get_last_lr()[0], "epoch_seconds": train_time,
-                   "skipped_steps": skipped}
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": tot / max(n, 1),
+                **{f"dev_{k}": v for k, v in scores.items()},
+                "lr": sched.get_last_lr()[0],
+                "epoch_seconds": train_time,
+                "skipped_steps": skipped,
+            }
             history.append(row)
-            log.info("epoch %d loss %.3f dev %s %.2f%% (%.0f s)", epoch + 1, row["train_loss"],
-                     metric, 100 * scores[metric], train_time)
+            log.info(
+                "epoch %d loss %.3f dev %s %.2f%% (%.0f s)",
+                epoch + 1,
+                row["train_loss"],
+                metric,
+                100 * scores[metric],
+                train_time,
+            )
             if scores[metric] < best:
                 best = scores[metric]
-                recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1,
-                                dev_error=best)
+                recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
             save_last(epoch + 1)
-            atomic_write_text(out / "metrics.jsonl",
-                              "".join(json.dumps(r) + "\n" for r in history))
+            atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
             plot_curves(history, out / "curves.png", metric)
     except KeyboardInterrupt:
-        log.warning("interrupted: saving %s (resume by running the same command)",
-                    out / "last.pt")
+        log.warning("interrupted: saving %s (resume by running the same command)", out / "last.pt")
         save_last(epoch)
         raise
     if not (out / "best.pt").exists():

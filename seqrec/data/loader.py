@@ -19,7 +19,7 @@ Featurizer = Callable[[Record, float], torch.Tensor]
 
 def ctc_min_frames(targets: Sequence[int]) -> int:
     """Fewest output frames CTC needs for ``targets``: one per label plus one per repeat."""
-    repeats = sum(1 for a, b in zip(targets, targets[1:]) if a == b)
+    repeats = sum(1 for a, b in zip(targets[:-1], targets[1:], strict=True) if a == b)
     return len(targets) + repeats
 
 
@@ -113,8 +113,13 @@ def collate(
     for k, b in enumerate(batch):
         targets[k, : b[1].numel()] = b[1]
     index = torch.tensor([b[2] for b in batch], dtype=torch.long)
-    return {"feats": feats, "lengths": lengths, "targets": targets, "target_lengths": tl,
-            "index": index}
+    return {
+        "feats": feats,
+        "lengths": lengths,
+        "targets": targets,
+        "target_lengths": tl,
+        "index": index,
+    }
 
 
 class FrameBudgetSampler(Sampler[list[int]]):
@@ -156,7 +161,9 @@ class FrameBudgetSampler(Sampler[list[int]]):
         for i in order:
             n = self.lengths[i]
             new_longest = max(longest, n)
-            if cur and (new_longest * (len(cur) + 1) > self.max_frames or len(cur) >= self.max_items):
+            if cur and (
+                new_longest * (len(cur) + 1) > self.max_frames or len(cur) >= self.max_items
+            ):
                 out.append(cur)
                 cur, new_longest = [], n
             cur.append(i)
@@ -189,5 +196,7 @@ def split_by_speaker(
     rng.shuffle(idx)
     n_dev = max(1, math.ceil(0.05 * len(records)))
     dev_set = set(idx[:n_dev])
-    return ([r for i, r in enumerate(records) if i not in dev_set],
-            [r for i, r in enumerate(records) if i in dev_set])
+    return (
+        [r for i, r in enumerate(records) if i not in dev_set],
+        [r for i, r in enumerate(records) if i in dev_set],
+    )

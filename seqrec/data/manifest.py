@@ -25,6 +25,8 @@ class Record:
     duration: float | None = None
     width: int | None = None
     speaker: str | None = None
+    # Optional word transcript beside a phone ``text`` (e.g. the digits of a string).
+    words: str | None = None
 
 
 _FIELDS = {f.name for f in fields(Record)}

@@ -55,6 +55,11 @@ class AudioFrontendConfig:
     def win_length(self) -> int:
         return int(round(self.sample_rate * self.win_ms / 1000))
 
+    @property
+    def n_fft(self) -> int:
+        """FFT size: the window length rounded up to a power of two."""
+        return 1 << max(0, (self.win_length - 1).bit_length())
+
 
 def load_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
     """Read an audio file as mono float32 at ``sample_rate`` Hz; shape ``(N,)``.
@@ -97,9 +102,8 @@ def speed_perturb(wave: torch.Tensor, factor: float) -> torch.Tensor:
 
 @lru_cache(maxsize=8)
 def _transform(cfg: AudioFrontendConfig) -> torch.nn.Module:
-    n_fft = 1 << max(0, (cfg.win_length - 1).bit_length())
     mel_kwargs = dict(
-        n_fft=n_fft,
+        n_fft=cfg.n_fft,
         win_length=cfg.win_length,
         hop_length=cfg.hop_length,
         n_mels=cfg.n_mels,
@@ -118,16 +122,16 @@ def _transform(cfg: AudioFrontendConfig) -> torch.nn.Module:
 
 def num_frames(num_samples: int, cfg: AudioFrontendConfig) -> int:
     """Frames produced for ``num_samples`` samples (at least one)."""
-    return max(1, 1 + (num_samples - cfg.win_length) // cfg.hop_length)
+    return max(1, 1 + (num_samples - cfg.n_fft) // cfg.hop_length)
 
 
 def compute_features(wave: torch.Tensor, cfg: AudioFrontendConfig) -> torch.Tensor:
     """Un-normalised features ``(T, F)`` for a mono waveform ``(N,)`` at ``cfg.sample_rate``.
 
-    Inputs shorter than one window are zero-padded to one frame.
+    Inputs shorter than one FFT window are zero-padded to one frame.
     """
-    if wave.numel() < cfg.win_length:
-        wave = torch.nn.functional.pad(wave, (0, cfg.win_length - wave.numel()))
+    if wave.numel() < cfg.n_fft:
+        wave = torch.nn.functional.pad(wave, (0, cfg.n_fft - wave.numel()))
     with torch.no_grad():
         feats = _transform(cfg)(wave.float())
         if cfg.kind == "fbank":

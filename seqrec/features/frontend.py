@@ -70,8 +70,12 @@ class AudioFrontend:
         return self.cfg.hop_ms / 1000
 
     def to_dict(self) -> dict[str, Any]:
-        return {"modality": self.modality, "config": asdict(self.cfg),
-                "mean": self.mean, "std": self.std}
+        return {
+            "modality": self.modality,
+            "config": asdict(self.cfg),
+            "mean": self.mean,
+            "std": self.std,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AudioFrontend:

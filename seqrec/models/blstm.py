@@ -99,7 +99,7 @@ class ConvFrontend(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x.unsqueeze(1)  # (B, 1, T, F)
-        for conv, st in zip(self.convs, self.time_strides):
+        for conv, st in zip(self.convs, self.time_strides, strict=True):
             # Zero the padding so a valid frame near the end sees what it would alone.
             h = h * lengths_mask(lengths, h.shape[2])[:, None, :, None]
             h = torch.relu(conv(h))

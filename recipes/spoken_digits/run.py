@@ -1,0 +1,32 @@
+"""FSDD connected digit strings: import, train a phone model, score digit error rate.
+
+    python recipes/spoken_digits/run.py --data-dir ../shared/data/fsdd \\
+        -o speechocean_dir='"../shared/data/speechocean762"'
+
+The importer joins 2-7 takes of one speaker into strings; ``theo`` is held out
+(``test``: a speaker never seen in training) and takes 0-4 of the other speakers
+form ``test_seen`` (unseen takes of training speakers). ``speechocean_dir`` adds
+speechocean762's digit-only sentences (many more speakers) to training.
+Digit error rate is the ``wer`` of the phone output parsed with the digit lexicon.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqrec.recipe import recipe_main
+
+
+def main() -> None:
+    recipe_main(
+        description=__doc__,
+        corpus="fsdd",
+        config=Path(__file__).with_name("config.toml"),
+        default_out="exp/spoken_digits",
+        eval_splits=("test", "test_seen"),
+        eval_lexicon="digits",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""seqrec: sequence recognition for speech and handwriting with BiLSTM-CTC.
+
+Public API::
+
+    from seqrec import load_model, transcribe, evaluate, train
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "evaluate", "load_model", "train", "transcribe"]
+
+
+def load_model(path):
+    """Load a model file into a :class:`seqrec.recognizer.Recognizer` (never runs code)."""
+    from seqrec.recognizer import Recognizer
+
+    return Recognizer.load(path)
+
+
+def transcribe(model, inputs, output=None, **kwargs):
+    """See :func:`seqrec.transcribe.transcribe`."""
+    from seqrec.transcribe import transcribe as _t
+
+    return _t(model, inputs, output, **kwargs)
+
+
+def evaluate(model_path, manifest, report_path=None, **kwargs):
+    """See :func:`seqrec.evaluate.evaluate`."""
+    from seqrec.evaluate import evaluate as _e
+
+    return _e(model_path, manifest, report_path, **kwargs)
+
+
+def train(cfg):
+    """See :func:`seqrec.training.train`."""
+    from seqrec.training import train as _t
+
+    return _t(cfg)

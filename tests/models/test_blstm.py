@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig, reverse_padded
+
+
+def test_reverse_padded_is_an_involution_and_keeps_padding():
+    x = torch.arange(2 * 5 * 1, dtype=torch.float).reshape(2, 5, 1)
+    lengths = torch.tensor([3, 5])
+    r = reverse_padded(x, lengths)
+    assert r[0, :, 0].tolist() == [2, 1, 0, 3, 4]
+    assert r[1, :, 0].tolist() == [9, 8, 7, 6, 5]
+    assert torch.equal(reverse_padded(r, lengths), x)
+
+
+@pytest.mark.parametrize(
+    "frontend,subsample", [("none", 1), ("stack", 2), ("conv", 4), ("conv", 2)]
+)
+def test_batched_equals_per_item(frontend, subsample):
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        input_dim=12,
+        vocab_size=7,
+        hidden=16,
+        layers=2,
+        dropout=0.0,
+        frontend=frontend,
+        subsample=subsample,
+        conv_channels=4,
+    )
+    model = BiLSTMCTC(cfg).eval()
+    lengths = torch.tensor([23, 9, 16, 1])
+    x = torch.randn(4, 23, 12)
+    for b, n in enumerate(lengths):
+        x[b, n:] = 1e3  # garbage in the padding must not leak anywhere
+    lp, out_len = model(x, lengths)
+    assert lp.shape[:2] == (4, out_len.max())
+    for b, n in enumerate(lengths.tolist()):
+        single, single_len = model(x[b : b + 1, :n], torch.tensor([n]))
+        assert out_len[b] == single_len[0]
+        torch.testing.assert_close(lp[b, : out_len[b]], single[0], atol=1e-5, rtol=1e-5)
+
+
+def test_output_lengths_and_log_probs():
+    cfg = ModelConfig(
+        input_dim=8, vocab_size=5, hidden=8, layers=1, frontend="conv", subsample=4, conv_channels=2
+    )
+    model = BiLSTMCTC(cfg).eval()
+    lp, out_len = model(torch.randn(2, 10, 8), torch.tensor([10, 5]))
+    assert out_len.tolist() == [3, 2]
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(2, 3), atol=1e-5)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        ModelConfig(input_dim=8, vocab_size=5, subsample=3, frontend="stack")
+    with pytest.raises(ValueError):
+        ModelConfig(input_dim=8, vocab_size=5, subsample=2)
+    with pytest.raises(ValueError):
+        ModelConfig(input_dim=8, vocab_size=5, frontend="rnn")
