@@ -25,7 +25,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. ``max_frames`` bounds input frames per padded batch."""
+    """Optimisation settings.
+
+    ``max_frames`` bounds input frames per padded batch. The learning rate follows
+    a one-cycle schedule: from ``lr / lr_start_divisor`` up to ``lr`` over the
+    first ``warmup_fraction`` of the steps, then a cosine decay towards zero.
+    """
 
     out_dir: str = "exp/model"
     epochs: int = 30
@@ -33,6 +38,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-2
     warmup_fraction: float = 0.15
+    lr_start_divisor: float = 10.0
     grad_clip: float = 5.0
     seed: int = 0
     threads: int = 0

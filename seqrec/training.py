@@ -153,6 +153,7 @@ def train(cfg: ExperimentConfig) -> Path:
         max_lr=tc.lr,
         total_steps=max(1, tc.epochs * steps_per_epoch),
         pct_start=tc.warmup_fraction,
+        div_factor=tc.lr_start_divisor,
         anneal_strategy="cos",
     )
     ctc = torch.nn.CTCLoss(blank=BLANK_ID, reduction="mean", zero_infinity=False)

@@ -69,6 +69,11 @@ class ExactBiLSTMLayer(nn.Module):
         super().__init__()
         self.fwd = nn.LSTM(input_size, hidden, batch_first=True)
         self.bwd = nn.LSTM(input_size, hidden, batch_first=True)
+        with torch.no_grad():
+            # Forget-gate bias 1 (gates are ordered i, f, g, o): longer memory from the
+            # start, which shortens CTC's initial all-blank plateau.
+            for lstm in (self.fwd, self.bwd):
+                lstm.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         out_f, _ = self.fwd(x)

@@ -165,7 +165,7 @@ def _names(names: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _split_pools(
-    speakers: Mapping[str, list[Take]], test_speakers: Sequence[str]
+    speakers: Mapping[str, list[Take]], test_speakers: Sequence[str], seen_takes: int = 5
 ) -> dict[str, dict[str, list[Take]]]:
     """Takes per split and speaker: ``trainpool`` (later cut into train/dev), test_seen, test."""
     pools: dict[str, dict[str, list[Take]]] = {"trainpool": {}, "test_seen": {}, "test": {}}
@@ -173,8 +173,8 @@ def _split_pools(
         if spk in test_speakers:
             pools["test"][spk] = list(takes)
         else:
-            pools["trainpool"][spk] = [t for t in takes if t.take >= 5]
-            pools["test_seen"][spk] = [t for t in takes if t.take < 5]
+            pools["trainpool"][spk] = [t for t in takes if t.take >= seen_takes]
+            pools["test_seen"][spk] = [t for t in takes if t.take < seen_takes]
     return pools
 
 
@@ -186,6 +186,7 @@ def plan_strings(
     seed: int = 0,
     dev_fraction: float = 0.08,
     strings_per_speaker: int | None = None,
+    seen_takes: int = 5,
 ) -> dict[str, list[tuple[str, list[Take]]]]:
     """Which takes make up each string: ``split -> [(speaker, takes in order)]``.
 
@@ -196,7 +197,7 @@ def plan_strings(
         raise ValueError(f"need 1 <= min_digits <= max_digits, got {min_digits}, {max_digits}")
     if not 0 <= dev_fraction < 1:
         raise ValueError(f"dev_fraction must be in [0, 1), got {dev_fraction}")
-    pools = _split_pools(speakers, _names(test_speakers))
+    pools = _split_pools(speakers, _names(test_speakers), seen_takes)
     out: dict[str, list[tuple[str, list[Take]]]] = {s: [] for s in SPLITS}
     for pool_name, by_speaker in pools.items():
         for spk, takes in by_speaker.items():
@@ -227,15 +228,17 @@ def prepare_fsdd(
     speechocean_dir: str | Path | None = None,
     dev_fraction: float = 0.08,
     gap_ms: tuple[float, float] = (50.0, 300.0),
+    seen_takes: int = 5,
 ) -> dict[str, int]:
     """Write connected-digit strings and the manifests ``train``, ``dev``, ``test_seen``, ``test``.
 
     Each string joins ``min_digits``..``max_digits`` takes of one speaker.
-    ``train`` uses takes 5-49 of the speakers not in ``test_speakers``; ``dev`` is
-    a seeded ``dev_fraction`` of those strings (so its takes are disjoint from
-    train's); ``test_seen`` uses takes 0-4 of the same speakers (FSDD's own test
-    convention); ``test`` uses every take of ``test_speakers``. Every take is
-    used in at most one string, and nearly every take once;
+    ``train`` uses takes ``seen_takes``-49 of the speakers not in ``test_speakers``;
+    ``dev`` is a seeded ``dev_fraction`` of those strings (so its takes are disjoint
+    from train's); ``test_seen`` uses takes 0..``seen_takes - 1`` of the same
+    speakers (FSDD's own test convention is 0-4); ``test`` uses every take of
+    ``test_speakers``. Every take is used in at most one string, and nearly every
+    take once;
     ``strings_per_speaker`` caps the strings per speaker and split.
 
     ``units="phone"`` writes digit phones from ``lexicon`` (default: the built-in
@@ -254,7 +257,14 @@ def prepare_fsdd(
         raise ValueError(f"test speakers {unknown} not in FSDD (found: {', '.join(speakers)})")
     prons = digit_pronunciations(lexicon)
     strings = plan_strings(
-        speakers, test_speakers, min_digits, max_digits, seed, dev_fraction, strings_per_speaker
+        speakers,
+        test_speakers,
+        min_digits,
+        max_digits,
+        seed,
+        dev_fraction,
+        strings_per_speaker,
+        seen_takes,
     )
     out_dir = Path(out_dir)
     counts = {}

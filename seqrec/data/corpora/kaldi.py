@@ -78,7 +78,7 @@ def prepare_kaldi(data_dir: str | Path, out_dir: str | Path, root: str | None = 
     return counts
 
 
-_STRESS_POS = re.compile(r"(_[BIES])$")
+_STRESS_POS = re.compile(r"(_[BIES])$", re.IGNORECASE)
 
 
 def cmu39(phone: str) -> str:
