@@ -30,6 +30,8 @@ class TrainConfig:
     ``max_frames`` bounds input frames per padded batch. The learning rate follows
     a one-cycle schedule: from ``lr / lr_start_divisor`` up to ``lr`` over the
     first ``warmup_fraction`` of the steps, then a cosine decay towards zero.
+    The first ``sortagrad_epochs`` epochs visit batches from short to long
+    (SortaGrad), which gets CTC out of its initial all-blank plateau sooner.
     """
 
     out_dir: str = "exp/model"
@@ -39,6 +41,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     warmup_fraction: float = 0.15
     lr_start_divisor: float = 10.0
+    sortagrad_epochs: int = 1
     grad_clip: float = 5.0
     seed: int = 0
     threads: int = 0

@@ -196,6 +196,7 @@ def train(cfg: ExperimentConfig) -> Path:
         for epoch in range(start_epoch, tc.epochs):
             model.train()
             sampler.set_epoch(epoch)
+            sampler.shuffle = epoch >= tc.sortagrad_epochs
             t0 = time.time()
             tot, n, skipped = 0.0, 0, 0
             bar = tqdm(

@@ -21,6 +21,7 @@ from seqrec.features.audio import (
     normalize_features,
     speed_perturb,
 )
+from seqrec.features.image import ImageFrontend, ImageFrontendConfig
 
 
 class AudioFrontend:
@@ -82,7 +83,7 @@ class AudioFrontend:
         return cls(AudioFrontendConfig(**d["config"]), d.get("mean"), d.get("std"))
 
 
-FRONTENDS: dict[str, type] = {"audio": AudioFrontend}
+FRONTENDS: dict[str, type] = {"audio": AudioFrontend, "image": ImageFrontend}
 
 
 def frontend_from_dict(d: dict[str, Any]):
@@ -97,4 +98,6 @@ def build_frontend(modality: str, settings: dict[str, Any]):
     """A fresh (untrained-statistics) frontend for ``modality`` from config settings."""
     if modality == "audio":
         return AudioFrontend(AudioFrontendConfig(**settings))
+    if modality == "image":
+        return ImageFrontend(ImageFrontendConfig(**settings))
     raise ValueError(f"unknown modality {modality!r}")

@@ -24,7 +24,7 @@ def _late_imports() -> None:
     # Importers added in their own modules register here to keep this file small.
     import importlib
 
-    for mod in ("fsdd", "timit", "librispeech"):
+    for mod in ("fsdd", "timit", "librispeech", "lines", "pagexml", "mnist_strings"):
         try:
             m = importlib.import_module(f"seqrec.data.corpora.{mod}")
         except ModuleNotFoundError:
