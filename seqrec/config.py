@@ -32,6 +32,9 @@ class TrainConfig:
     first ``warmup_fraction`` of the steps, then a cosine decay towards zero.
     The first ``sortagrad_epochs`` epochs visit batches from short to long
     (SortaGrad), which gets CTC out of its initial all-blank plateau sooner.
+    ``init_from`` names a model file to fine-tune: its vocabulary, frontend
+    (with normalisation statistics) and model shape are kept; ``[features]``
+    and ``[model]`` settings other than ``dropout`` are then ignored.
     """
 
     out_dir: str = "exp/model"
@@ -49,6 +52,7 @@ class TrainConfig:
     spec_augment: SpecAugmentConfig | None = None
     device: str = "cpu"
     resume: bool = True
+    init_from: str = ""
     log_every: int = 0
 
 

@@ -7,8 +7,9 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from seqrec.data.loader import (
     split_by_speaker,
 )
 from seqrec.data.manifest import Record, read_manifest
-from seqrec.features.frontend import build_frontend
+from seqrec.features.frontend import build_frontend, frontend_from_dict
 from seqrec.io import atomic_write_text
 from seqrec.metrics import METRICS, UNIT_METRICS
 from seqrec.models.blstm import BiLSTMCTC, ModelConfig
@@ -100,12 +101,21 @@ def train(cfg: ExperimentConfig) -> Path:
 
     train_recs, dev_recs = _load_split(cfg)
     resume_payload = None
+    base = None  # a model file whose vocabulary, frontend and shape we continue from
     if tc.resume and (out / "last.pt").exists():
-        resume_payload = load_checkpoint(out / "last.pt")
-        vocab = Vocabulary.from_dict(resume_payload["vocab"])
+        base = resume_payload = load_checkpoint(out / "last.pt")
+    elif tc.init_from:
+        base = load_checkpoint(tc.init_from)
+        log.info("initialising from %s (its vocabulary, frontend and model shape)", tc.init_from)
+    if base is not None:
+        vocab = Vocabulary.from_dict(base["vocab"])
+        frontend = frontend_from_dict(base["frontend"])
+        mcfg = ModelConfig(**base["model_config"])
+        if resume_payload is None and "dropout" in cfg.model:
+            mcfg = replace(mcfg, dropout=cfg.model["dropout"])
     else:
         vocab = Vocabulary.from_transcripts([r.text for r in train_recs], cfg.data.unit)
-    frontend = build_frontend(cfg.data.modality, cfg.features)
+        frontend = build_frontend(cfg.data.modality, cfg.features)
 
     def featurize(rec: Record, speed: float) -> torch.Tensor:
         return frontend.raw(rec.path, speed)
@@ -127,14 +137,14 @@ def train(cfg: ExperimentConfig) -> Path:
         time.time() - t0,
     )
 
-    if resume_payload is not None:
-        fd = resume_payload["frontend"]
-        frontend.mean, frontend.std = fd.get("mean"), fd.get("std")
-    elif frontend.needs_stats:
-        frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
-
-    mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(vocab), **cfg.model)
-    model = BiLSTMCTC(mcfg).to(device)
+    if base is None:
+        if frontend.needs_stats:
+            frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
+        mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(vocab), **cfg.model)
+    model = BiLSTMCTC(mcfg)
+    if base is not None:
+        model.load_state_dict(base["state_dict"])
+    model.to(device)
 
     keep = feasible(train_ds, model, max(tc.speeds))
     dropped = len(train_ds) - len(keep)
@@ -162,9 +172,17 @@ def train(cfg: ExperimentConfig) -> Path:
     history: list[dict[str, Any]] = []
     start_epoch, best = 0, math.inf
     if resume_payload is not None:
-        model.load_state_dict(resume_payload["state_dict"])
         opt.load_state_dict(resume_payload["optimizer"])
-        sched.load_state_dict(resume_payload["scheduler"])
+        if resume_payload["scheduler"].get("total_steps") == sched.total_steps:
+            sched.load_state_dict(resume_payload["scheduler"])
+        else:
+            # More (or fewer) epochs than planned: a fresh schedule, fast-forwarded.
+            done = resume_payload["scheduler"].get("last_epoch", 0)
+            log.warning("epochs changed: continuing on a new one-cycle schedule at step %d", done)
+            sched.last_epoch = min(done, sched.total_steps) - 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sched.step()
         start_epoch = resume_payload["epoch"]
         best = resume_payload["best"]
         history = json.loads(resume_payload["history"])

@@ -31,7 +31,7 @@ def _config(tmp_path, manifest, **train):
             "data": {"train": str(manifest), "dev": str(manifest), "unit": "word"},
             "features": {"sample_rate": 8000, "n_mels": 40, "normalize": "global"},
             "model": {
-                "hidden": 64,
+                "hidden": 96,
                 "layers": 1,
                 "dropout": 0.0,
                 "frontend": "stack",
@@ -41,7 +41,8 @@ def _config(tmp_path, manifest, **train):
                 "out_dir": str(tmp_path / "model"),
                 "epochs": 60,
                 "max_frames": 100,
-                "lr": 1e-2,
+                "lr": 5e-3,
+                "lr_start_divisor": 25.0,
                 "warmup_fraction": 0.1,
                 "seed": 0,
                 "threads": 1,
@@ -66,7 +67,9 @@ def test_overfits_a_handful_of_utterances(tmp_path):
     summary = evaluate(best, m, tmp_path / "report.json")
     assert summary["num_items"] == 5
     assert summary["wer"] == 0.0, json.loads((tmp_path / "report.json").read_text())["items"]
-    history = [json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().split()]
+    history = [
+        json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 5
     assert (tmp_path / "model" / "curves.png").stat().st_size > 1000
     rec = Recognizer.load(best)
@@ -109,3 +112,19 @@ def test_bad_config_values_fail_early(tmp_path, bad):
     getattr(cfg, section)[key] = "bogus"
     with pytest.raises(ValueError, match="bogus"):
         train(cfg)
+
+
+def test_init_from_fine_tunes_an_existing_model(tmp_path):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
+    first = train(_config(tmp_path / "a", m, epochs=1))
+    sub = tmp_path / "sub.jsonl"
+    write_manifest(sub, [Record("f", str(MINI / "4_george_3.wav"), "FOUR")])
+    cfg = _config(tmp_path / "b", sub, epochs=1, init_from=str(first), lr=1e-9)
+    cfg.features["n_mels"] = 80  # ignored: the frontend comes from the model file
+    second = Recognizer.load(train(cfg))
+    base = Recognizer.load(first)
+    assert second.vocab == base.vocab  # THREE and FIVE kept although absent from sub.jsonl
+    assert second.frontend.cfg == base.frontend.cfg
+    assert torch.equal(second.frontend.mean, base.frontend.mean)
+    w1, w2 = base.model.state_dict(), second.model.state_dict()
+    assert all(torch.allclose(w1[k], w2[k], atol=1e-5) for k in w1)  # lr ~ 0: unchanged

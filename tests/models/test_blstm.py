@@ -58,3 +58,25 @@ def test_config_validation():
         ModelConfig(input_dim=8, vocab_size=5, subsample=2)
     with pytest.raises(ValueError):
         ModelConfig(input_dim=8, vocab_size=5, frontend="rnn")
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        input_dim=12,
+        vocab_size=7,
+        hidden=16,
+        layers=2,
+        dropout=0.0,
+        frontend="conv",
+        subsample=4,
+        conv_channels=4,
+    )
+    model = BiLSTMCTC(cfg).eval()
+    x, lengths = torch.randn(3, 40, 12), torch.tensor([40, 17, 5])
+    cpu, cpu_len = model(x, lengths)
+    gpu, gpu_len = model.cuda()(x.cuda(), lengths.cuda())
+    assert torch.equal(cpu_len, gpu_len.cpu())
+    for b, n in enumerate(cpu_len.tolist()):
+        torch.testing.assert_close(gpu[b, :n].cpu(), cpu[b, :n], atol=1e-4, rtol=1e-4)
