@@ -55,7 +55,7 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from seqrec.recipe import parse_override
+    from seqrec.recipe import add_key_values
 
     p = argparse.ArgumentParser(prog="seqrec", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -65,27 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("corpus", help="kaldi, speechocean762, fsdd, timit, librispeech, ...")
     s.add_argument("data_dir")
     s.add_argument("out_dir")
-    s.add_argument(
-        "-o",
-        "--option",
-        action="append",
-        default=[],
-        type=parse_override,
-        metavar="KEY=VALUE",
-        help="importer option (value parsed as TOML)",
+    add_key_values(
+        s, "-o", "--option", dest="option", help="importer option (value parsed as TOML)"
     )
     s.set_defaults(func=_prepare)
 
     s = sub.add_parser("train", help="train a model from a TOML config")
     s.add_argument("config")
-    s.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        type=parse_override,
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. train.epochs=5",
+    add_key_values(
+        s, "--set", dest="overrides", help="override a config value, e.g. train.epochs=5"
     )
     s.set_defaults(func=_train)
 

@@ -24,6 +24,19 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
+def add_key_values(parser: argparse.ArgumentParser, *flags: str, dest: str, help: str) -> None:
+    """A repeatable ``KEY=VALUE`` option collected as a list of ``(key, value)`` pairs."""
+    parser.add_argument(
+        *flags,
+        dest=dest,
+        action="append",
+        default=[],
+        type=parse_override,
+        metavar="KEY=VALUE",
+        help=help,
+    )
+
+
 def recipe_main(
     description: str,
     corpus: str,
@@ -45,24 +58,14 @@ def recipe_main(
     )
     ap.add_argument("--data-dir", required=True, help=f"the {corpus} corpus folder")
     ap.add_argument("--out", default=default_out, help="experiment folder")
-    ap.add_argument(
+    add_key_values(
+        ap,
         "-o",
         "--prepare-option",
-        action="append",
-        default=[],
-        type=parse_override,
-        metavar="KEY=VALUE",
+        dest="prepare_option",
         help="importer option (value parsed as TOML)",
     )
-    ap.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        type=parse_override,
-        metavar="KEY=VALUE",
-        help="override a config value",
-    )
+    add_key_values(ap, "--set", dest="overrides", help="override a config value")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)

@@ -7,7 +7,6 @@ A frontend holds its config and any statistics learned from the training set;
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -21,28 +20,16 @@ from seqrec.features.audio import (
     normalize_features,
     speed_perturb,
 )
-from seqrec.features.image import ImageFrontend, ImageFrontendConfig
+from seqrec.features.base import Frontend
+from seqrec.features.image import ImageFrontend
 
 
-class AudioFrontend:
+class AudioFrontend(Frontend):
     """Audio file -> log-mel/MFCC frames at 10 ms, normalised as configured."""
 
     modality = "audio"
     suffixes = AUDIO_SUFFIXES
-
-    def __init__(
-        self,
-        cfg: AudioFrontendConfig,
-        mean: torch.Tensor | None = None,
-        std: torch.Tensor | None = None,
-    ) -> None:
-        self.cfg = cfg
-        self.mean = mean
-        self.std = std
-
-    @property
-    def feature_dim(self) -> int:
-        return self.cfg.feature_dim
+    config_class = AudioFrontendConfig
 
     @property
     def needs_stats(self) -> bool:
@@ -56,10 +43,6 @@ class AudioFrontend:
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         return normalize_features(feats, self.cfg, self.mean, self.std)
 
-    def __call__(self, path: str | os.PathLike) -> torch.Tensor:
-        """Normalised features ``(T, F)`` of one file."""
-        return self.normalize(self.raw(path))
-
     def fit_stats(self, feats_iter) -> None:
         """Compute global mean/std from an iterable of raw ``(T, F)`` features."""
         stats = FeatureStats(self.feature_dim)
@@ -70,34 +53,25 @@ class AudioFrontend:
     def frame_seconds(self) -> float:
         return self.cfg.hop_ms / 1000
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "modality": self.modality,
-            "config": asdict(self.cfg),
-            "mean": self.mean,
-            "std": self.std,
-        }
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AudioFrontend:
-        return cls(AudioFrontendConfig(**d["config"]), d.get("mean"), d.get("std"))
+FRONTENDS: dict[str, type[Frontend]] = {"audio": AudioFrontend, "image": ImageFrontend}
 
 
-FRONTENDS: dict[str, type] = {"audio": AudioFrontend, "image": ImageFrontend}
-
-
-def frontend_from_dict(d: dict[str, Any]):
+def _frontend_class(modality: str | None) -> type[Frontend]:
     try:
-        cls = FRONTENDS[d["modality"]]
+        return FRONTENDS[modality]  # type: ignore[index]
     except KeyError:
-        raise ValueError(f"unknown frontend modality {d.get('modality')!r}") from None
-    return cls.from_dict(d)
+        raise ValueError(
+            f"unknown modality {modality!r}; expected one of {sorted(FRONTENDS)}"
+        ) from None
 
 
-def build_frontend(modality: str, settings: dict[str, Any]):
-    """A fresh (untrained-statistics) frontend for ``modality`` from config settings."""
-    if modality == "audio":
-        return AudioFrontend(AudioFrontendConfig(**settings))
-    if modality == "image":
-        return ImageFrontend(ImageFrontendConfig(**settings))
-    raise ValueError(f"unknown modality {modality!r}")
+def frontend_from_dict(d: dict[str, Any]) -> Frontend:
+    """The frontend stored in a model file (config and statistics)."""
+    return _frontend_class(d.get("modality")).from_dict(d)
+
+
+def build_frontend(modality: str, settings: dict[str, Any]) -> Frontend:
+    """A fresh frontend (no statistics yet) for ``modality`` from config settings."""
+    cls = _frontend_class(modality)
+    return cls(cls.config_class(**settings))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 from seqrec.features.augment import ImageAugmentConfig, augment_image
+from seqrec.features.base import Frontend
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 
@@ -241,30 +241,12 @@ def image_features(
     return frames_from_ink(to_ink(np.asarray(gray), cfg.invert), cfg, stretch)
 
 
-class ImageFrontend:
+class ImageFrontend(Frontend):
     """Image file -> ink-is-high pixel-column (or row) frames; no learned statistics."""
 
     modality = "image"
     suffixes = IMAGE_SUFFIXES
-
-    def __init__(
-        self,
-        cfg: ImageFrontendConfig,
-        mean: torch.Tensor | None = None,
-        std: torch.Tensor | None = None,
-    ) -> None:
-        # mean/std are accepted for the frontend interface; pixel values need none.
-        self.cfg = cfg
-        self.mean = mean
-        self.std = std
-
-    @property
-    def feature_dim(self) -> int:
-        return self.cfg.feature_dim
-
-    @property
-    def needs_stats(self) -> bool:
-        return False
+    config_class = ImageFrontendConfig
 
     def raw(
         self,
@@ -290,25 +272,3 @@ class ImageFrontend:
             return frames_from_ink(ink, self.cfg, 1.0 / speed)
         except ImageError as e:
             raise ImageError(f"{path}: {e}") from None
-
-    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
-        """Identity: pixel values already lie in ``[0, 1]``."""
-        return feats
-
-    def __call__(self, path: str | os.PathLike) -> torch.Tensor:
-        """Frames ``(T, F)`` of one file."""
-        return self.normalize(self.raw(path))
-
-    def fit_stats(self, feats_iter) -> None:
-        """No-op: image frames need no training-set statistics."""
-
-    def frame_seconds(self) -> None:
-        """Image frames have no duration."""
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"modality": self.modality, "config": asdict(self.cfg), "mean": None, "std": None}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ImageFrontend:
-        return cls(ImageFrontendConfig(**d["config"]))
