@@ -10,6 +10,7 @@ from typing import Any
 import tomllib
 
 from seqrec.data.loader import SpecAugmentConfig
+from seqrec.features.augment import ImageAugmentConfig
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class TrainConfig:
     ``init_from`` names a model file to fine-tune: its vocabulary, frontend
     (with normalisation statistics) and model shape are kept; ``[features]``
     and ``[model]`` settings other than ``dropout`` are then ignored.
+    ``image_augment`` distorts training line images (affine, elastic, stroke
+    width, noise, contrast), freshly at every epoch; evaluation never augments.
     """
 
     out_dir: str = "exp/model"
@@ -50,6 +53,7 @@ class TrainConfig:
     threads: int = 0
     speeds: tuple[float, ...] = (1.0,)
     spec_augment: SpecAugmentConfig | None = None
+    image_augment: ImageAugmentConfig | None = None
     device: str = "cpu"
     resume: bool = True
     init_from: str = ""
@@ -96,6 +100,10 @@ def experiment_from_dict(raw: dict[str, Any], base: Path | None = None) -> Exper
             train["out_dir"] = str(base / train["out_dir"])
     if "speeds" in train:
         train["speeds"] = tuple(float(s) for s in train["speeds"])
+    if isinstance(train.get("image_augment"), dict):
+        train["image_augment"] = _build(
+            ImageAugmentConfig, train["image_augment"], "train.image_augment"
+        )
     if isinstance(train.get("spec_augment"), dict):
         train["spec_augment"] = _build(
             SpecAugmentConfig, train["spec_augment"], "train.spec_augment"

@@ -43,10 +43,15 @@ def set_seed(seed: int) -> None:
 
 
 def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
-    """Indices whose transcript is non-empty and fits CTC at the given speed."""
+    """Indices whose transcript is non-empty and fits CTC at the given speed.
+
+    The input length at ``speed`` is read from the cache, or estimated from the
+    unperturbed length when that speed is computed on the fly.
+    """
     keep = []
     for i, tgt in enumerate(ds.targets):
-        t = ds.raw_features(i, speed).shape[0]
+        cached = ds.cache.get((i, speed)) if ds.cache is not None else None
+        t = cached.shape[0] if cached is not None else int(ds.raw_features(i).shape[0] / speed)
         t_out = int(model.output_lengths(torch.tensor([t]))[0])
         if tgt and ctc_min_frames(tgt) <= t_out:
             keep.append(i)
@@ -120,13 +125,28 @@ def train(cfg: ExperimentConfig) -> Path:
     def featurize(rec: Record, speed: float) -> torch.Tensor:
         return frontend.raw(rec.path, speed)
 
+    augment = None
+    if tc.image_augment is not None:
+        if frontend.modality != "image":
+            raise ValueError("train.image_augment needs an image model (data.modality = 'image')")
+
+        def augment(rec: Record, speed: float, rng: random.Random) -> torch.Tensor:
+            return frontend.raw(rec.path, speed, augment=tc.image_augment, rng=rng)
+
     train_ds = FeatureDataset(
-        train_recs, featurize, vocab, frontend.normalize, tc.speeds, tc.spec_augment, seed=tc.seed
+        train_recs,
+        featurize,
+        vocab,
+        frontend.normalize,
+        tc.speeds,
+        tc.spec_augment,
+        seed=tc.seed,
+        augment=augment,
     )
     dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
     t0 = time.time()
     for i in tqdm(range(len(train_ds)), desc="features", leave=False, mininterval=5, disable=None):
-        for s in tc.speeds:
+        for s in tc.speeds if augment is None else (1.0,):
             train_ds.raw_features(i, s)
     for i in range(len(dev_ds)):
         dev_ds.raw_features(i)

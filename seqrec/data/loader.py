@@ -57,7 +57,10 @@ class FeatureDataset(Dataset):
     """Items ``(features (T, F), target ids (L,), index)`` with an in-memory cache.
 
     Features are computed once per (item, speed) and kept; normalisation and
-    SpecAugment apply on the way out, so cached features stay reusable.
+    SpecAugment apply on the way out, so cached features stay reusable. With
+    ``augment`` ``(record, speed, rng) -> raw features`` (input-level
+    augmentation such as image distortion), training items are computed afresh
+    on every access; the cache then only serves lengths and evaluation.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class FeatureDataset(Dataset):
         spec_augment: SpecAugmentConfig | None = None,
         seed: int = 0,
         cache: bool = True,
+        augment: Callable[[Record, float, random.Random], torch.Tensor] | None = None,
     ) -> None:
         self.records = list(records)
         self.featurize = featurize
@@ -79,6 +83,7 @@ class FeatureDataset(Dataset):
         self.spec_augment = spec_augment
         self.rng = random.Random(seed)
         self.cache: dict[tuple[int, float], torch.Tensor] | None = {} if cache else None
+        self.augment = augment
         self.targets = [vocab.encode(r.text, source=r.path) for r in self.records]
 
     def __len__(self) -> int:
@@ -95,7 +100,11 @@ class FeatureDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         speed = self.rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
-        feats = self.normalize(self.raw_features(i, speed))
+        if self.augment is not None:
+            raw = self.augment(self.records[i], speed, self.rng)  # fresh every time: no cache
+        else:
+            raw = self.raw_features(i, speed)
+        feats = self.normalize(raw)
         if self.spec_augment is not None:
             feats = self.spec_augment.apply(feats, self.rng)
         return feats, torch.tensor(self.targets[i], dtype=torch.long), i
