@@ -38,7 +38,13 @@ def test_stereo_is_mixed_to_mono(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "ext,fmt,subtype", [("flac", "FLAC", None), ("ogg", "OGG", "VORBIS"), ("sph", "NIST", "PCM_16")]
+    "ext,fmt,subtype",
+    [
+        ("flac", "FLAC", None),
+        ("ogg", "OGG", "VORBIS"),
+        ("opus", "OGG", "OPUS"),
+        ("sph", "NIST", "PCM_16"),
+    ],
 )
 def test_other_containers(tmp_path, ext, fmt, subtype):
     wave = load_audio(_tone(tmp_path / f"a.{ext}", fmt=fmt, subtype=subtype), 16000)
