@@ -24,6 +24,8 @@ class ModelConfig:
     ``frontend`` is ``none``, ``stack`` (concatenate ``subsample`` consecutive
     frames) or ``conv`` (2-D conv blocks over time x feature, each halving time
     until ``subsample`` is reached, then the feature axis is flattened).
+    ``layer_norm`` normalises each BiLSTM layer's output, which speeds up the
+    start of training of deep stacks.
     """
 
     input_dim: int
@@ -35,6 +37,7 @@ class ModelConfig:
     subsample: int = 1
     conv_channels: int = 32
     conv_blocks: int = 2
+    layer_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.frontend not in ("none", "stack", "conv"):
@@ -140,9 +143,11 @@ class BiLSTMCTC(nn.Module):
         elif cfg.frontend == "stack":
             dim = dim * cfg.subsample
         self.lstms = nn.ModuleList()
+        self.norms = nn.ModuleList()
         for _ in range(cfg.layers):
             self.lstms.append(ExactBiLSTMLayer(dim, cfg.hidden))
             dim = 2 * cfg.hidden
+            self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(dim, cfg.vocab_size)
 
@@ -159,7 +164,7 @@ class BiLSTMCTC(nn.Module):
             x, lengths = self.conv(x, lengths)
         elif self.cfg.frontend == "stack" and self.cfg.subsample > 1:
             x, lengths = stack_frames(x, lengths, self.cfg.subsample)
-        for lstm in self.lstms:
-            x = lstm(self.dropout(x), lengths)
+        for lstm, norm in zip(self.lstms, self.norms, strict=True):
+            x = norm(lstm(self.dropout(x), lengths))
         logits = self.out(self.dropout(x))
         return torch.log_softmax(logits, dim=-1), lengths

@@ -14,9 +14,10 @@ def test_reverse_padded_is_an_involution_and_keeps_padding():
 
 
 @pytest.mark.parametrize(
-    "frontend,subsample", [("none", 1), ("stack", 2), ("conv", 4), ("conv", 2)]
+    "frontend,subsample,layer_norm",
+    [("none", 1, False), ("stack", 2, False), ("conv", 4, True), ("conv", 2, False)],
 )
-def test_batched_equals_per_item(frontend, subsample):
+def test_batched_equals_per_item(frontend, subsample, layer_norm):
     torch.manual_seed(0)
     cfg = ModelConfig(
         input_dim=12,
@@ -27,6 +28,7 @@ def test_batched_equals_per_item(frontend, subsample):
         frontend=frontend,
         subsample=subsample,
         conv_channels=4,
+        layer_norm=layer_norm,
     )
     model = BiLSTMCTC(cfg).eval()
     lengths = torch.tensor([23, 9, 16, 1])
