@@ -8,6 +8,7 @@ EXIF orientation applied) as ``width``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def read_lines_tsv(tsv: str | Path) -> list[Record]:
     """Records of one ``lines.tsv`` (``file<TAB>transcript``); image paths are relative to it.
 
     A line holding only an image name (no tab) has an empty transcript. Empty
-    transcripts are kept and counted in a warning.
+    transcripts are kept and counted in a warning. Ids shaped
+    ``<name>_<number>[_<page>]_<line>`` give ``<name>_<number>``, the document,
+    as the writer (``speaker``).
     """
     tsv = Path(tsv)
     base = tsv.parent.resolve()
@@ -74,9 +77,21 @@ def read_lines_tsv(tsv: str | Path) -> list[Record]:
             width = _width(path, f"{tsv}:{lineno}")
             empty += not text
             rid = Path(name).with_suffix("").as_posix().replace("/", "_")
-            records.append(Record(rid, str(path), text, width=width))
+            records.append(Record(rid, str(path), text, width=width, speaker=_document(rid)))
     _warn_empty(tsv, empty)
     return records
+
+
+_PAGE_LINE = re.compile(r"^(.*?_\d+)(?:_\d+)+$")
+
+
+def _document(line_id: str) -> str | None:
+    """The document of a ``<name>_<number>[_<page>]_<line>`` id (Copiste: one writer each).
+
+    Stored as the record's speaker, so dev splits hold out whole writers.
+    """
+    m = _PAGE_LINE.match(line_id)
+    return m.group(1) if m else None
 
 
 def prepare_lines_tsv(data_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
