@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from seqrec.lexicon import DIGIT_LEXICON, DIGIT_WORDS, words_from_phones
 from seqrec.recipe import recipe_main
 from seqrec.transcribe import transcribe
 
@@ -41,7 +42,8 @@ def main() -> None:
     print(f"transcribed {summary.num_ok} files -> {out / 'transcripts.jsonl'}")
     for line in (out / "transcripts.jsonl").read_text().splitlines():
         row = json.loads(line)
-        print(f"  {Path(row['path']).name}: {row['text']}")
+        digits = " ".join(words_from_phones(row["text"].split(), DIGIT_LEXICON, DIGIT_WORDS))
+        print(f"  {Path(row['path']).name}: {row['text']}  ->  {digits}")
 
 
 if __name__ == "__main__":
