@@ -77,6 +77,50 @@ def decode_dataset(
     return hyps
 
 
+def train_epoch(
+    model: BiLSTMCTC,
+    ds: FeatureDataset,
+    batches: Sequence[list[int]],
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    ctc: torch.nn.CTCLoss,
+    grad_clip: float,
+    device: torch.device,
+    desc: str = "",
+) -> tuple[float, int, int]:
+    """One pass over ``batches`` (lists of dataset indices).
+
+    A batch whose loss or gradient is not finite is skipped (and logged) rather
+    than allowed to corrupt the weights. Returns (sum of per-item losses, items
+    used, steps skipped).
+    """
+    model.train()
+    loss_sum, n, skipped = 0.0, 0, 0
+    bar = tqdm(batches, desc=desc, leave=False, mininterval=10, disable=None)
+    for idx in bar:
+        b = collate([ds[i] for i in idx])
+        lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
+        loss = ctc(lp.transpose(0, 1), b["targets"].to(device), ol, b["target_lengths"])
+        opt.zero_grad(set_to_none=True)
+        ok = bool(torch.isfinite(loss))
+        if ok:
+            loss.backward()
+            ok = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)))
+        if not ok:
+            skipped += 1
+            log.warning(
+                "non-finite loss or gradient; step skipped (items %s)",
+                [ds.records[i].id for i in idx][:5],
+            )
+        else:
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            n += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / max(n, 1):.3f}")
+        sched.step()
+    return loss_sum, n, skipped
+
+
 def score(vocab: Vocabulary, refs: Sequence[str], hyps: Sequence[list[int]]) -> dict[str, float]:
     texts = [vocab.decode(h) for h in hyps]
     return {m: METRICS[m](refs, texts) for m in UNIT_METRICS[vocab.unit]}
@@ -232,49 +276,27 @@ def train(cfg: ExperimentConfig) -> Path:
     epoch = start_epoch
     try:
         for epoch in range(start_epoch, tc.epochs):
-            model.train()
             sampler.set_epoch(epoch)
             sampler.shuffle = epoch >= tc.sortagrad_epochs
             t0 = time.time()
-            tot, n, skipped = 0.0, 0, 0
-            bar = tqdm(
-                list(sampler),
-                desc=f"epoch {epoch + 1}/{tc.epochs}",
-                leave=False,
-                mininterval=10,
-                disable=None,
+            batches = [[keep[i] for i in b] for b in sampler]
+            loss_sum, n, skipped = train_epoch(
+                model,
+                train_ds,
+                batches,
+                opt,
+                sched,
+                ctc,
+                tc.grad_clip,
+                device,
+                f"epoch {epoch + 1}",
             )
-            for batch_idx in bar:
-                b = collate([train_ds[keep[i]] for i in batch_idx])
-                lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
-                loss = ctc(lp.transpose(0, 1), b["targets"].to(device), ol, b["target_lengths"])
-                opt.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):
-                    skipped += 1
-                    log.warning(
-                        "non-finite loss; step skipped (items %s)",
-                        [train_recs[keep[i]].id for i in batch_idx][:5],
-                    )
-                    sched.step()
-                    continue
-                loss.backward()
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                if not torch.isfinite(gnorm):
-                    skipped += 1
-                    log.warning("non-finite gradient; step skipped")
-                    sched.step()
-                    continue
-                opt.step()
-                sched.step()
-                tot += loss.item() * len(batch_idx)
-                n += len(batch_idx)
-                bar.set_postfix(loss=f"{tot / max(n, 1):.3f}")
             train_time = time.time() - t0
             hyps = decode_dataset(model, dev_ds, tc.max_frames, device)
             scores = score(vocab, dev_refs, hyps)
             row = {
                 "epoch": epoch + 1,
-                "train_loss": tot / max(n, 1),
+                "train_loss": loss_sum / max(n, 1),
                 **{f"dev_{k}": v for k, v in scores.items()},
                 "lr": sched.get_last_lr()[0],
                 "epoch_seconds": train_time,

@@ -128,3 +128,31 @@ def test_init_from_fine_tunes_an_existing_model(tmp_path):
     assert torch.equal(second.frontend.mean, base.frontend.mean)
     w1, w2 = base.model.state_dict(), second.model.state_dict()
     assert all(torch.allclose(w1[k], w2[k], atol=1e-5) for k in w1)  # lr ~ 0: unchanged
+
+
+def test_non_finite_steps_are_skipped_and_weights_kept():
+    from seqrec.data.loader import FeatureDataset
+    from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+    from seqrec.training import train_epoch
+    from seqrec.vocab import Vocabulary
+
+    vocab = Vocabulary.from_transcripts(["A B"], "phone")
+    recs = [Record("good", "g", "A B"), Record("nan", "n", "B A")]
+
+    def featurize(rec, speed):
+        x = torch.randn(12, 4)
+        if rec.id == "nan":
+            x[3, 1] = float("nan")
+        return x
+
+    ds = FeatureDataset(recs, featurize, vocab)
+    model = BiLSTMCTC(ModelConfig(4, len(vocab), hidden=8, layers=1))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ctc = torch.nn.CTCLoss(zero_infinity=False)
+    loss_sum, n, skipped = train_epoch(model, ds, [[1]], opt, sched, ctc, 5.0, torch.device("cpu"))
+    assert (n, skipped) == (0, 1)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    loss_sum, n, skipped = train_epoch(model, ds, [[0]], opt, sched, ctc, 5.0, torch.device("cpu"))
+    assert (n, skipped) == (1, 0) and loss_sum > 0
