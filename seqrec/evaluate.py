@@ -11,9 +11,8 @@ from typing import Any
 
 import torch
 
-from seqrec.data.loader import FrameBudgetSampler, collate
+from seqrec.data.loader import FrameBudgetSampler
 from seqrec.data.manifest import read_manifest
-from seqrec.decoders.greedy import greedy_decode
 from seqrec.io import atomic_write_text
 from seqrec.lexicon import DIGIT_LEXICON, DIGIT_WORDS, read_lexicon, words_from_phones
 from seqrec.metrics import METRICS, UNIT_METRICS, edit_distance, wer
@@ -58,14 +57,10 @@ def evaluate(
     hyps: dict[int, tuple[str, float]] = {}
     lengths = [feats[i].shape[0] for i in ok]
     sampler = FrameBudgetSampler(lengths, max_frames, shuffle=False)
-    with torch.inference_mode():
-        for idx in sampler:
-            items = [ok[j] for j in idx]
-            b = collate([(feats[i], torch.zeros(0, dtype=torch.long), i) for i in items])
-            lp, ol = rec.model(b["feats"].to(device), b["lengths"].to(device))
-            ids, scores = greedy_decode(lp, ol)
-            for i, h, s in zip(items, ids, scores, strict=True):
-                hyps[i] = (rec.vocab.decode(h), float(s))
+    for idx in sampler:
+        items = [ok[j] for j in idx]
+        decoded = rec.decode_features([feats[i] for i in items], device)
+        hyps.update(zip(items, decoded, strict=True))
     elapsed = time.time() - t0
     refs = [r.text for r in records]
     texts = [hyps.get(i, ("", 0.0))[0] for i in range(len(records))]
