@@ -38,6 +38,10 @@ class TrainConfig:
     and ``[model]`` settings other than ``dropout`` are then ignored.
     ``image_augment`` distorts training line images (affine, elastic, stroke
     width, noise, contrast), freshly at every epoch; evaluation never augments.
+    ``max_minutes`` caps the wall-clock time of the epoch loop (training steps and
+    dev evaluations): the schedule then runs on whichever of step count and time
+    is further along, so the learning rate has decayed when time is up, and
+    ``epochs`` becomes an upper bound.
     """
 
     out_dir: str = "exp/model"
@@ -58,6 +62,7 @@ class TrainConfig:
     resume: bool = True
     init_from: str = ""
     log_every: int = 0
+    max_minutes: float = 0.0
 
 
 @dataclass(frozen=True)

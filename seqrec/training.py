@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import random
 import time
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -87,8 +87,9 @@ def train_epoch(
     grad_clip: float,
     device: torch.device,
     desc: str = "",
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[float, int, int]:
-    """One pass over ``batches`` (lists of dataset indices).
+    """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
     A batch whose loss or gradient is not finite is skipped (and logged) rather
     than allowed to corrupt the weights. Returns (sum of per-item losses, items
@@ -118,7 +119,56 @@ def train_epoch(
             n += len(idx)
             bar.set_postfix(loss=f"{loss_sum / max(n, 1):.3f}")
         sched.step()
+        if stop is not None and stop():
+            break
     return loss_sum, n, skipped
+
+
+class OneCycle:
+    """One-cycle learning-rate factor (for ``LambdaLR``), optionally under a time budget.
+
+    Progress is ``step / total_steps`` or, with ``budget_s > 0``, whichever is
+    larger of that and the fraction of the budget used. The factor rises from
+    ``1 / start_divisor`` to 1 over the first ``warmup_fraction`` of progress
+    (cosine), then falls to ``1 / final_divisor`` at progress 1 (cosine).
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        warmup_fraction: float,
+        start_divisor: float,
+        budget_s: float = 0.0,
+        final_divisor: float = 1e4,
+    ) -> None:
+        self.total_steps, self.warmup = total_steps, warmup_fraction
+        self.start, self.final = 1.0 / start_divisor, 1.0 / final_divisor
+        self.budget_s = budget_s
+        self.elapsed_before = 0.0  # seconds used by earlier runs of a resumed training
+        self._t0: float | None = None
+
+    def start_clock(self) -> None:
+        self._t0 = time.time()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.time() - self._t0 if self._t0 is not None else 0.0)
+
+    def progress(self, step: int) -> float:
+        p = step / self.total_steps
+        if self.budget_s > 0:
+            p = max(p, self.elapsed() / self.budget_s)
+        return min(p, 1.0)
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+    def factor(self, step: int) -> float:
+        p = self.progress(step)
+        if p < self.warmup:
+            lo, hi, q = self.start, 1.0, p / self.warmup
+        else:
+            lo, hi, q = 1.0, self.final, (p - self.warmup) / max(1e-9, 1.0 - self.warmup)
+        return hi + (lo - hi) * (1 + math.cos(math.pi * q)) / 2
 
 
 def score(vocab: Vocabulary, refs: Sequence[str], hyps: Sequence[list[int]]) -> dict[str, float]:
@@ -163,7 +213,9 @@ def train(cfg: ExperimentConfig) -> Path:
         if resume_payload is None and "dropout" in cfg.model:
             mcfg = replace(mcfg, dropout=cfg.model["dropout"])
     else:
-        vocab = Vocabulary.from_transcripts([r.text for r in train_recs], cfg.data.unit)
+        # Dev transcripts count too: a symbol seen only in dev must still be encodable.
+        texts = [r.text for r in train_recs + dev_recs]
+        vocab = Vocabulary.from_transcripts(texts, cfg.data.unit)
         frontend = build_frontend(cfg.data.modality, cfg.features)
 
     def featurize(rec: Record, speed: float) -> torch.Tensor:
@@ -222,14 +274,13 @@ def train(cfg: ExperimentConfig) -> Path:
     sampler = FrameBudgetSampler([lengths[i] for i in keep], tc.max_frames, seed=tc.seed)
     steps_per_epoch = len(sampler)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt,
-        max_lr=tc.lr,
+    cycle = OneCycle(
         total_steps=max(1, tc.epochs * steps_per_epoch),
-        pct_start=tc.warmup_fraction,
-        div_factor=tc.lr_start_divisor,
-        anneal_strategy="cos",
+        warmup_fraction=tc.warmup_fraction,
+        start_divisor=tc.lr_start_divisor,
+        budget_s=60.0 * tc.max_minutes,
     )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cycle.factor(step))
     ctc = torch.nn.CTCLoss(blank=BLANK_ID, reduction="mean", zero_infinity=False)
     dev_refs = [r.text for r in dev_recs]
     metric = UNIT_METRICS[vocab.unit][0]
@@ -237,16 +288,10 @@ def train(cfg: ExperimentConfig) -> Path:
     start_epoch, best = 0, math.inf
     if resume_payload is not None:
         opt.load_state_dict(resume_payload["optimizer"])
-        if resume_payload["scheduler"].get("total_steps") == sched.total_steps:
-            sched.load_state_dict(resume_payload["scheduler"])
-        else:
-            # More (or fewer) epochs than planned: a fresh schedule, fast-forwarded.
-            done = resume_payload["scheduler"].get("last_epoch", 0)
-            log.warning("epochs changed: continuing on a new one-cycle schedule at step %d", done)
-            sched.last_epoch = min(done, sched.total_steps) - 1
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                sched.step()
+        # The schedule is a function of the step count (and time used), so a run
+        # resumed with more or fewer epochs simply continues on the new cycle.
+        sched.load_state_dict(resume_payload["scheduler"])
+        cycle.elapsed_before = resume_payload.get("elapsed_s", 0.0)
         start_epoch = resume_payload["epoch"]
         best = resume_payload["best"]
         history = json.loads(resume_payload["history"])
@@ -257,23 +302,26 @@ def train(cfg: ExperimentConfig) -> Path:
     recognizer = Recognizer(frontend, model, vocab)
     extra_meta = {"experiment": json.dumps(_jsonable(asdict(cfg)))}
 
-    def save_last(epoch: int) -> None:
+    def save_last(epoch: int, sched_state: dict[str, Any] | None = None) -> None:
         save_checkpoint(
             out / "last.pt",
             {
                 **recognizer.payload(),
                 **extra_meta,
                 "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
+                "scheduler": sched_state or sched.state_dict(),
+                "elapsed_s": cycle.elapsed(),
                 "epoch": epoch,
                 "best": best,
-                "history": json.dumps(history),
+                "history": json.dumps(history[:epoch]),
                 "data_rng": _listify(train_ds.rng.getstate()),
                 "torch_rng": torch.get_rng_state(),
             },
         )
 
     epoch = start_epoch
+    cycle.start_clock()
+    finished, finished_sched = start_epoch, copy.deepcopy(sched.state_dict())
     try:
         for epoch in range(start_epoch, tc.epochs):
             sampler.set_epoch(epoch)
@@ -290,6 +338,7 @@ def train(cfg: ExperimentConfig) -> Path:
                 tc.grad_clip,
                 device,
                 f"epoch {epoch + 1}",
+                stop=lambda: cycle.done(sched.last_epoch),
             )
             train_time = time.time() - t0
             hyps = decode_dataset(model, dev_ds, tc.max_frames, device)
@@ -315,11 +364,18 @@ def train(cfg: ExperimentConfig) -> Path:
                 best = scores[metric]
                 recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
             save_last(epoch + 1)
+            finished, finished_sched = epoch + 1, copy.deepcopy(sched.state_dict())
             atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
             plot_curves(history, out / "curves.png", metric)
+            if cycle.done(sched.last_epoch):
+                if epoch + 1 < tc.epochs:
+                    log.info("time budget used up after epoch %d", epoch + 1)
+                break
     except KeyboardInterrupt:
         log.warning("interrupted: saving %s (resume by running the same command)", out / "last.pt")
-        save_last(epoch)
+        # Keep the weights learnt so far but count finished epochs only: the resumed
+        # run repeats the interrupted epoch, on the schedule as it was at its start.
+        save_last(finished, finished_sched)
         raise
     if not (out / "best.pt").exists():
         recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)

@@ -156,3 +156,27 @@ def test_non_finite_steps_are_skipped_and_weights_kept():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     loss_sum, n, skipped = train_epoch(model, ds, [[0]], opt, sched, ctc, 5.0, torch.device("cpu"))
     assert (n, skipped) == (1, 0) and loss_sum > 0
+
+
+def test_one_cycle_shape():
+    from seqrec.training import OneCycle
+
+    c = OneCycle(total_steps=100, warmup_fraction=0.1, start_divisor=10.0)
+    f = [c.factor(s) for s in range(101)]
+    assert f[0] == pytest.approx(0.1) and f[10] == pytest.approx(1.0)
+    assert all(a <= b for a, b in zip(f[:10], f[1:11])) and all(
+        a >= b for a, b in zip(f[10:], f[11:])
+    )
+    assert f[100] == pytest.approx(1e-4) and c.done(100) and not c.done(99)
+    timed = OneCycle(total_steps=100, warmup_fraction=0.1, start_divisor=10.0, budget_s=10.0)
+    timed.elapsed_before = 5.0  # half the budget used before a resume
+    assert timed.progress(1) == pytest.approx(0.5) and timed.factor(1) < 1.0
+
+
+def test_time_budget_stops_training_early(tmp_path):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1)])
+    train(_config(tmp_path, m, epochs=50, max_minutes=1e-4))  # used up by the first step
+    history = (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
+    assert len(history) == 1 and (tmp_path / "model" / "best.pt").exists()
+    last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
+    assert last["epoch"] == 1 and last["elapsed_s"] > 0
