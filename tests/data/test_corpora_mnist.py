@@ -116,3 +116,18 @@ def test_real_mnist5k_counts(shared_data):
         pytest.skip("mnist5k not present")
     _, labels = read_mnist_csv(csv)
     assert np.bincount(labels).tolist() == [500] * 10
+
+
+def test_vertical_layout_stacks_digits_top_to_bottom(mnist_csv, tmp_path):
+    opts = {**OPTS, "num_train": 6, "num_test": 4, "num_dev": 2}
+    prepare_mnist_strings(mnist_csv, tmp_path, layout="vertical", **opts)
+    for rec in read_manifest(tmp_path / "train.jsonl"):
+        a = np.asarray(Image.open(rec.path))
+        assert a.shape[1] == 32 == rec.width and a.shape[0] > a.shape[1]
+        # The fixture's blobs fill rows 4-23 of each digit: upright digits stacked
+        # vertically give inked bands along the height, one per digit, at most.
+        inked = (a < 128).any(axis=1)
+        bands = int(inked[0]) + int(np.count_nonzero(inked[1:] & ~inked[:-1]))
+        assert 1 <= bands <= len(rec.text)
+    with pytest.raises(ValueError, match="layout"):
+        prepare_mnist_strings(mnist_csv, tmp_path / "x", layout="diagonal", **opts)

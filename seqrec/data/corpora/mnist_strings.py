@@ -170,6 +170,7 @@ def _write_split(
     out_dir: Path,
     height: int,
     seed: int,
+    layout: str = "horizontal",
 ) -> list[Record]:
     rng = random.Random(f"mnist-render-{seed}-{split}")
     img_dir = out_dir / "images" / split
@@ -177,7 +178,12 @@ def _write_split(
     records = []
     for i, idx in enumerate(strings):
         text = "".join(str(int(labels[j])) for j in idx)
-        pixels = compose([images[j] for j in idx], rng, height)
+        if layout == "vertical":
+            # Compose the transposed digits side by side and transpose back: upright
+            # digits stacked top to bottom, ``height`` px wide, read in rows mode.
+            pixels = compose([images[j].T for j in idx], rng, height).T
+        else:
+            pixels = compose([images[j] for j in idx], rng, height)
         rid = f"{split}-{i:05d}-{text}"
         Image.fromarray(pixels).save(img_dir / f"{rid}.png")
         records.append(Record(rid, f"images/{split}/{rid}.png", text, width=pixels.shape[1]))
@@ -196,6 +202,7 @@ def prepare_mnist_strings(
     test_fraction: float = 0.2,
     dev_fraction: float = 0.1,
     num_dev: int | None = None,
+    layout: str = "horizontal",
 ) -> dict[str, int]:
     """Write digit-string images and the manifests ``train``, ``dev``, ``test``.
 
@@ -207,7 +214,13 @@ def prepare_mnist_strings(
     spaces (character units), ``width`` the image width in px.
     ``OUT_DIR/digit_samples.json`` records each pool's sample indices and each
     string's (CSV row numbers from 0). Returns records per split.
+
+    ``layout="vertical"`` stacks upright digits top to bottom instead (images
+    ``height`` px *wide*, text read from top to bottom): a task for the rows mode
+    of the image frontend.
     """
+    if layout not in ("horizontal", "vertical"):
+        raise ValueError(f"layout must be 'horizontal' or 'vertical', got {layout!r}")
     if not 1 <= min_digits <= max_digits:
         raise ValueError(f"need 1 <= min_digits <= max_digits, got {min_digits}, {max_digits}")
     if height < 1:
@@ -224,7 +237,7 @@ def prepare_mnist_strings(
     atomic_write_text(out_dir / "digit_samples.json", json.dumps(meta) + "\n")
     result = {}
     for split in SPLITS:
-        recs = _write_split(split, plan[split], images, labels, out_dir, height, seed)
+        recs = _write_split(split, plan[split], images, labels, out_dir, height, seed, layout)
         write_manifest(out_dir / f"{split}.jsonl", recs)
         result[split] = len(recs)
     return result
