@@ -25,7 +25,10 @@ class ModelConfig:
     frames) or ``conv`` (2-D conv blocks over time x feature, each halving time
     until ``subsample`` is reached, then the feature axis is flattened).
     ``layer_norm`` normalises each BiLSTM layer's output, which speeds up the
-    start of training of deep stacks.
+    start of training of deep stacks. ``input_norm`` normalises each frame the
+    first BiLSTM layer receives (after the front-end): inputs on a small or
+    uneven scale, such as sparse ink images after several conv blocks, then
+    reach the LSTM at unit scale. Both are per frame, so padding never matters.
     """
 
     input_dim: int
@@ -38,6 +41,7 @@ class ModelConfig:
     conv_channels: int = 32
     conv_blocks: int = 2
     layer_norm: bool = False
+    input_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.frontend not in ("none", "stack", "conv"):
@@ -98,7 +102,12 @@ class ConvFrontend(nn.Module):
             st = 2 if owed > 1 else 1
             owed //= st
             self.time_strides.append(st)
-            layers.append(nn.Conv2d(in_ch, channels, 3, stride=(st, 2), padding=1))
+            conv = nn.Conv2d(in_ch, channels, 3, stride=(st, 2), padding=1)
+            # He initialisation keeps the activation scale through a stack of ReLU
+            # convs (the default shrinks it about threefold per block).
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+            layers.append(conv)
             in_ch, feat = channels, (feat + 1) // 2
         if owed != 1:
             raise ValueError("conv_blocks too few for the requested subsampling")
@@ -142,6 +151,7 @@ class BiLSTMCTC(nn.Module):
             dim = self.conv.output_dim
         elif cfg.frontend == "stack":
             dim = dim * cfg.subsample
+        self.input_norm = nn.LayerNorm(dim) if cfg.input_norm else nn.Identity()
         self.lstms = nn.ModuleList()
         self.norms = nn.ModuleList()
         for _ in range(cfg.layers):
@@ -164,6 +174,7 @@ class BiLSTMCTC(nn.Module):
             x, lengths = self.conv(x, lengths)
         elif self.cfg.frontend == "stack" and self.cfg.subsample > 1:
             x, lengths = stack_frames(x, lengths, self.cfg.subsample)
+        x = self.input_norm(x)
         for lstm, norm in zip(self.lstms, self.norms, strict=True):
             x = norm(lstm(self.dropout(x), lengths))
         logits = self.out(self.dropout(x))

@@ -14,10 +14,15 @@ def test_reverse_padded_is_an_involution_and_keeps_padding():
 
 
 @pytest.mark.parametrize(
-    "frontend,subsample,layer_norm",
-    [("none", 1, False), ("stack", 2, False), ("conv", 4, True), ("conv", 2, False)],
+    "frontend,subsample,layer_norm,input_norm",
+    [
+        ("none", 1, False, False),
+        ("stack", 2, False, True),
+        ("conv", 4, True, True),
+        ("conv", 2, False, False),
+    ],
 )
-def test_batched_equals_per_item(frontend, subsample, layer_norm):
+def test_batched_equals_per_item(frontend, subsample, layer_norm, input_norm):
     torch.manual_seed(0)
     cfg = ModelConfig(
         input_dim=12,
@@ -29,6 +34,7 @@ def test_batched_equals_per_item(frontend, subsample, layer_norm):
         subsample=subsample,
         conv_channels=4,
         layer_norm=layer_norm,
+        input_norm=input_norm,
     )
     model = BiLSTMCTC(cfg).eval()
     lengths = torch.tensor([23, 9, 16, 1])
