@@ -123,7 +123,14 @@ def test_overfits_a_few_real_handwritten_lines(tmp_path):
         tmp_path,
         m,
         {"height": 24},
-        {"frontend": "conv", "subsample": 2, "conv_channels": 8, "hidden": 64, "layer_norm": True},
+        {
+            "frontend": "conv",
+            "subsample": 2,
+            "conv_channels": 8,
+            "hidden": 64,
+            "layer_norm": True,
+            "input_norm": True,
+        },
     )
     object.__setattr__(cfg.train, "epochs", 120)
     object.__setattr__(cfg.train, "max_frames", 150)  # one line per step
