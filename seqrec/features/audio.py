@@ -70,13 +70,24 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types; all mean "unusable"
-        raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
+        raise AudioError(f"{path}: cannot read audio ({_why(path, e)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: audio has no samples")
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: audio holds NaN or infinite samples")
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     return resample(wave, sr, sample_rate)
+
+
+def _why(path: str | os.PathLike, e: Exception) -> str:
+    # libsndfile reports a missing or unreadable file only as "System error."
+    if not os.path.exists(path):
+        return "no such file"
+    if os.path.isdir(path):
+        return "a folder, not a file"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return _short(e)
 
 
 def _short(e: Exception) -> str:

@@ -133,8 +133,7 @@ def stack_frames(
     b, t, f = x.shape
     pad = (-t) % factor
     x = x * lengths_mask(lengths, t)[:, :, None]
-    if pad:
-        x = nn.functional.pad(x, (0, 0, 0, pad))
+    x = nn.functional.pad(x, (0, 0, 0, pad))  # no branch: exported graphs stay length-generic
     return x.reshape(b, (t + pad) // factor, f * factor), (lengths + factor - 1) // factor
 
 
