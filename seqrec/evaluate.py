@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 
 from seqrec.data.loader import FrameBudgetSampler
 from seqrec.data.manifest import read_manifest
+from seqrec.decoders.options import EMBEDDED_LM, DecodeOptions
 from seqrec.io import atomic_write_text
 from seqrec.lexicon import DIGIT_LEXICON, DIGIT_WORDS, read_lexicon, words_from_phones
 from seqrec.metrics import METRICS, UNIT_METRICS, edit_distance, wer
@@ -29,8 +31,13 @@ def evaluate(
     max_frames: int = 40000,
     device: str = "cpu",
     lexicon: str | os.PathLike | None = None,
+    options: DecodeOptions | None = None,
 ) -> dict[str, Any]:
-    """Greedy-decode every item of ``manifest`` and score it.
+    """Decode every item of ``manifest`` and score it.
+
+    Decoding is greedy unless ``options`` asks for a beam, an LM (shallow
+    fusion), n-best lists or timestamps; the report items then also get
+    ``confidence`` and, where asked, ``nbest`` and ``timestamps``.
 
     Returns the summary: ``num_items``, ``num_errors`` (unreadable inputs, which
     count as empty hypotheses), one key per metric of the model's unit
@@ -55,12 +62,20 @@ def evaluate(
             log.warning("%s", e)
     ok = sorted(feats)
     hyps: dict[int, tuple[str, float]] = {}
+    extra: dict[int, dict[str, Any]] = {}
     lengths = [feats[i].shape[0] for i in ok]
     sampler = FrameBudgetSampler(lengths, max_frames, shuffle=False)
+    plain = options is None or (options.greedy and not options.timestamps and options.nbest == 1)
     for idx in sampler:
         items = [ok[j] for j in idx]
-        decoded = rec.decode_features([feats[i] for i in items], device)
-        hyps.update(zip(items, decoded, strict=True))
+        batch = [feats[i] for i in items]
+        if plain:
+            hyps.update(zip(items, rec.decode_features(batch, device), strict=True))
+            continue
+        for i, h in zip(items, rec.decode(batch, device, options), strict=True):
+            hyps[i] = (h.text, h.score)
+            row = h.as_row()
+            extra[i] = {k: row[k] for k in ("confidence", "timestamps", "nbest") if k in row}
     elapsed = time.time() - t0
     refs = [r.text for r in records]
     texts = [hyps.get(i, ("", 0.0))[0] for i in range(len(records))]
@@ -69,6 +84,12 @@ def evaluate(
     for m in UNIT_METRICS[unit]:
         summary[m] = METRICS[m](refs, texts)
     summary["seconds"] = elapsed
+    if not plain:
+        used = asdict(options)  # type: ignore[arg-type]
+        if options.lm == EMBEDDED_LM and rec.lm:  # the stored values, unless overridden
+            used["lm_weight"] = _first(options.lm_weight, rec.lm.get("weight"))
+            used["word_bonus"] = _first(options.word_bonus, rec.lm.get("bonus"))
+        summary["decoding"] = {k: v for k, v in used.items() if v is not None}
     hyp_words = None
     if lexicon is not None:
         lex, allowed = _lexicon(lexicon)
@@ -90,6 +111,7 @@ def evaluate(
             item["error"] = errors[i]
         else:
             item["score"] = hyps[i][1]
+            item.update(extra.get(i, {}))
         items.append(item)
     if report_path is not None:
         atomic_write_text(
@@ -106,6 +128,10 @@ def evaluate(
             ),
         )
     return summary
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
 
 
 def _lexicon(lexicon: str | os.PathLike):

@@ -11,6 +11,7 @@ import torch
 
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
 from seqrec.decoders.greedy import greedy_decode
+from seqrec.decoders.options import DecodeOptions, Hypothesis
 from seqrec.features.frontend import frontend_from_dict
 from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.vocab import Vocabulary
@@ -19,10 +20,15 @@ from seqrec.vocab import Vocabulary
 class Recognizer:
     """Everything needed to turn a file into text."""
 
-    def __init__(self, frontend, model: BiLSTMCTC, vocab: Vocabulary) -> None:
+    def __init__(
+        self, frontend, model: BiLSTMCTC, vocab: Vocabulary, lm: dict[str, Any] | None = None
+    ) -> None:
         self.frontend = frontend
         self.model = model
         self.vocab = vocab
+        # Embedded LM: {"arpa": ARPA text, "weight": float, "bonus": float} (plain data).
+        self.lm = lm
+        self.lm_cache: Any = None  # the embedded LM once parsed
 
     @property
     def modality(self) -> str:
@@ -34,6 +40,7 @@ class Recognizer:
             "model_config": asdict(self.model.cfg),
             "vocab": self.vocab.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            **({"lm": self.lm} if self.lm is not None else {}),
         }
 
     def save(self, path: str | os.PathLike, **extra: Any) -> None:
@@ -45,13 +52,25 @@ class Recognizer:
         model.load_state_dict(payload["state_dict"])
         model.eval()
         return cls(
-            frontend_from_dict(payload["frontend"]), model, Vocabulary.from_dict(payload["vocab"])
+            frontend_from_dict(payload["frontend"]),
+            model,
+            Vocabulary.from_dict(payload["vocab"]),
+            payload.get("lm"),
         )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recognizer:
         """Load a model file (no code in the file is ever executed)."""
         return cls.from_payload(load_checkpoint(path))
+
+    @torch.inference_mode()
+    def log_probs(
+        self, feats: Sequence[torch.Tensor], device: str | torch.device = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC log-probabilities ``(B, T', V)`` and output lengths ``(B,)`` of ``(T, F)`` inputs."""
+        lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+        x = torch.nn.utils.rnn.pad_sequence(list(feats), batch_first=True).to(device)
+        return self.model(x, lengths.to(device))
 
     @torch.inference_mode()
     def decode_features(
@@ -63,3 +82,40 @@ class Recognizer:
         log_probs, out_lengths = self.model(x, lengths.to(device))
         hyps, scores = greedy_decode(log_probs, out_lengths)
         return [(self.vocab.decode(h), float(s)) for h, s in zip(hyps, scores, strict=True)]
+
+    def frame_step(self) -> float:
+        """Seconds (audio) or input frames (images) per output frame of the model."""
+        sec = self.frontend.frame_seconds()
+        return (sec or 1.0) * self.model.cfg.subsample
+
+    def embed_lm(self, arpa_text: str, weight: float, bonus: float) -> None:
+        """Keep an ARPA LM (and its tuned weight and bonus) in this model's file."""
+        from seqrec.decoders.lm import parse_arpa
+
+        parse_arpa(arpa_text.splitlines(), "embedded LM")  # refuse a broken LM now
+        self.lm = {"arpa": arpa_text, "weight": float(weight), "bonus": float(bonus)}
+        self.lm_cache = None
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        feats: Sequence[torch.Tensor],
+        device: str | torch.device = "cpu",
+        options: DecodeOptions | None = None,
+    ) -> list[Hypothesis]:
+        """Decode a batch of ``(T, F)`` inputs as ``options`` say (greedy by default)."""
+        from seqrec.decoders.decode import decode_log_probs, resolve_lm
+
+        options = options or DecodeOptions()
+        log_probs, lengths = self.log_probs(feats, device)
+        lm, weight, bonus = resolve_lm(self, options)
+        return decode_log_probs(
+            log_probs.cpu(),
+            lengths.cpu(),
+            self.vocab,
+            options,
+            lm=lm,
+            lm_weight=weight,
+            word_bonus=bonus,
+            frame_step=self.frame_step(),
+        )
