@@ -10,6 +10,7 @@ from typing import Any
 import tomllib
 
 from seqrec.data.loader import SpecAugmentConfig
+from seqrec.distributed import AMP_MODES
 from seqrec.features.augment import ImageAugmentConfig
 
 
@@ -42,6 +43,12 @@ class TrainConfig:
     dev evaluations): the schedule then runs on whichever of step count and time
     is further along, so the learning rate has decayed when time is up, and
     ``epochs`` becomes an upper bound.
+    ``workers`` > 0 builds training batches (features, augmentation, padding) in
+    that many background processes; 0 builds them in the training process.
+    ``feature_cache`` names a folder where features are stored once as
+    memory-mapped arrays and reused by later epochs and runs (see
+    :mod:`seqrec.data.cache`). ``amp`` (``none``, ``bf16``, ``fp16``) runs the
+    forward pass in that precision on CUDA; it is ignored on CPU.
     """
 
     out_dir: str = "exp/model"
@@ -63,6 +70,15 @@ class TrainConfig:
     init_from: str = ""
     log_every: int = 0
     max_minutes: float = 0.0
+    workers: int = 0
+    feature_cache: str = ""
+    amp: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.workers < 0:
+            raise ValueError(f"train.workers must be 0 or more, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -101,8 +117,9 @@ def experiment_from_dict(raw: dict[str, Any], base: Path | None = None) -> Exper
         for key in ("train", "dev"):
             if data.get(key) and not os.path.isabs(data[key]):
                 data[key] = str(base / data[key])
-        if train.get("out_dir") and not os.path.isabs(train["out_dir"]):
-            train["out_dir"] = str(base / train["out_dir"])
+        for key in ("out_dir", "feature_cache"):
+            if train.get(key) and not os.path.isabs(train[key]):
+                train[key] = str(base / train[key])
     if "speeds" in train:
         train["speeds"] = tuple(float(s) for s in train["speeds"])
     if isinstance(train.get("image_augment"), dict):

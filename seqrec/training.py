@@ -17,15 +17,20 @@ import torch
 from tqdm import tqdm
 
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
-from seqrec.config import ExperimentConfig
+from seqrec.config import ExperimentConfig, TrainConfig
+from seqrec.data.cache import attach_disk_cache, frontend_spec
 from seqrec.data.loader import (
+    DistributedFrameBudgetSampler,
     FeatureDataset,
     FrameBudgetSampler,
+    batch_stream,
     collate,
     ctc_min_frames,
     split_by_speaker,
 )
 from seqrec.data.manifest import Record, read_manifest
+from seqrec.distributed import DistEnv, Runtime
+from seqrec.features.base import Frontend
 from seqrec.features.frontend import build_frontend, frontend_from_dict
 from seqrec.io import atomic_write_text
 from seqrec.metrics import METRICS, UNIT_METRICS
@@ -50,8 +55,8 @@ def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
     """
     keep = []
     for i, tgt in enumerate(ds.targets):
-        cached = ds.cache.get((i, speed)) if ds.cache is not None else None
-        t = cached.shape[0] if cached is not None else int(ds.raw_features(i).shape[0] / speed)
+        cached = ds.cached_length(i, speed)
+        t = cached if cached is not None else int(ds.length(i) / speed)
         t_out = int(model.output_lengths(torch.tensor([t]))[0])
         if tgt and ctc_min_frames(tgt) <= t_out:
             keep.append(i)
@@ -88,36 +93,45 @@ def train_epoch(
     device: torch.device,
     desc: str = "",
     stop: Callable[[], bool] | None = None,
+    runtime: Runtime | None = None,
+    workers: int = 0,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
     A batch whose loss or gradient is not finite is skipped (and logged) rather
-    than allowed to corrupt the weights. Returns (sum of per-item losses, items
-    used, steps skipped).
+    than allowed to corrupt the weights. ``runtime`` sets precision and the
+    agreement between ranks (default: plain ``device``); ``workers`` > 0 builds
+    batches in that many processes (see :func:`batch_stream`). Returns (sum of
+    per-item losses, items used, steps skipped).
     """
+    rt = runtime if runtime is not None else Runtime(device)
     model.train()
     loss_sum, n, skipped = 0.0, 0, 0
-    bar = tqdm(batches, desc=desc, leave=False, mininterval=10, disable=None)
-    for idx in bar:
-        b = collate([ds[i] for i in idx])
-        lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
-        loss = ctc(lp.transpose(0, 1), b["targets"].to(device), ol, b["target_lengths"])
+    pin = rt.device.type == "cuda"
+    stream = batch_stream(ds, batches, workers, pin_memory=pin)
+    bar = tqdm(stream, total=len(batches), desc=desc, leave=False, mininterval=10, disable=None)
+    for b in bar:
+        b = rt.to_device(b)
+        with rt.autocast():
+            lp, ol = model(b["feats"], b["lengths"])
+        # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
+        loss = ctc(lp.float().transpose(0, 1), b["targets"], ol, b["target_lengths"])
         opt.zero_grad(set_to_none=True)
-        ok = bool(torch.isfinite(loss))
-        if ok:
-            loss.backward()
-            ok = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)))
-        if not ok:
+        if not rt.backward_step(loss, opt, model.parameters(), grad_clip):
             skipped += 1
-            log.warning(
+            # Loss scaling overflows now and then by design: the scale is lowered, training goes on.
+            routine = rt.scaler.is_enabled() and bool(torch.isfinite(loss))
+            log.log(
+                logging.DEBUG if routine else logging.WARNING,
                 "non-finite loss or gradient; step skipped (items %s)",
-                [ds.records[i].id for i in idx][:5],
+                [ds.records[i].id for i in b["index"].tolist()][:5],
             )
         else:
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            n += len(idx)
+            k = len(b["index"])
+            loss_sum += loss.item() * k
+            n += k
             bar.set_postfix(loss=f"{loss_sum / max(n, 1):.3f}")
+        rt.tick()  # one clock for all ranks, so the time-based schedule and stop agree
         sched.step()
         if stop is not None and stop():
             break
@@ -140,18 +154,20 @@ class OneCycle:
         start_divisor: float,
         budget_s: float = 0.0,
         final_divisor: float = 1e4,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.total_steps, self.warmup = total_steps, warmup_fraction
         self.start, self.final = 1.0 / start_divisor, 1.0 / final_divisor
         self.budget_s = budget_s
         self.elapsed_before = 0.0  # seconds used by earlier runs of a resumed training
+        self.clock = clock  # seconds; shared by all ranks in distributed training
         self._t0: float | None = None
 
     def start_clock(self) -> None:
-        self._t0 = time.time()
+        self._t0 = self.clock()
 
     def elapsed(self) -> float:
-        return self.elapsed_before + (time.time() - self._t0 if self._t0 is not None else 0.0)
+        return self.elapsed_before + (self.clock() - self._t0 if self._t0 is not None else 0.0)
 
     def progress(self, step: int) -> float:
         p = step / self.total_steps
@@ -183,12 +199,60 @@ def _load_split(cfg: ExperimentConfig) -> tuple[list[Record], list[Record]]:
     return split_by_speaker(train, cfg.data.dev_speakers, cfg.train.seed)
 
 
+def _prepare_features(
+    train_ds: FeatureDataset,
+    dev_ds: FeatureDataset,
+    tc: TrainConfig,
+    frontend: Frontend,
+    build: bool = True,
+) -> None:
+    """Compute every feature the run needs up front, in memory or in ``tc.feature_cache``.
+
+    ``build`` False waits for another process to write the disk cache.
+    """
+    t0 = time.time()
+    image_augmented = train_ds.augment is not None
+    if tc.feature_cache:
+        spec = frontend_spec(frontend)
+        if image_augmented:
+            log.info("train.feature_cache: not used for training items (augmented afresh)")
+        else:
+            attach_disk_cache(train_ds, tc.feature_cache, "train", spec, tc.speeds, build)
+        attach_disk_cache(dev_ds, tc.feature_cache, "dev", spec, (1.0,), build)
+    # Image-augmented items are made afresh each time: speed 1 serves lengths and statistics.
+    wanted = (1.0,) if image_augmented else tc.speeds
+    speeds = [s for s in wanted if s not in train_ds.stores]
+    items = range(len(train_ds)) if speeds else range(0)
+    for i in tqdm(items, desc="features", leave=False, mininterval=5, disable=None):
+        for s in speeds:
+            train_ds.raw_features(i, s)
+    for i in range(len(dev_ds)):
+        dev_ds.raw_features(i)
+    log.info(
+        "features for %d train / %d dev items in %.0f s",
+        len(train_ds),
+        len(dev_ds),
+        time.time() - t0,
+    )
+
+
+def _sampler(lengths: Sequence[int], tc: TrainConfig, env: DistEnv) -> FrameBudgetSampler:
+    """Frame-budget batches; under torchrun, this rank's share of them."""
+    if env.enabled:
+        return DistributedFrameBudgetSampler(
+            lengths, tc.max_frames, env.rank, env.world_size, seed=tc.seed
+        )
+    return FrameBudgetSampler(lengths, tc.max_frames, seed=tc.seed)
+
+
 def train(cfg: ExperimentConfig) -> Path:
     """Train a model as configured; returns the path of the best model file.
 
     Writes into ``cfg.train.out_dir``: ``best.pt`` (best dev error), ``last.pt``
     (resumable state), ``metrics.jsonl`` and ``curves.png``. An existing
-    ``last.pt`` is resumed when ``cfg.train.resume``.
+    ``last.pt`` is resumed when ``cfg.train.resume``. Launched by ``torchrun``,
+    each process trains on its share of the batches (DDP); rank 0 alone logs,
+    evaluates and writes files, and the replicas are checked equal at the end.
     """
     tc = cfg.train
     out = Path(tc.out_dir)
@@ -196,7 +260,18 @@ def train(cfg: ExperimentConfig) -> Path:
     if tc.threads:
         torch.set_num_threads(tc.threads)
     set_seed(tc.seed)
-    device = torch.device(tc.device)
+    rt = Runtime.from_environ(tc.device, tc.amp)
+    try:
+        return _train(cfg, rt)
+    finally:
+        rt.close()
+
+
+def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
+    tc = cfg.train
+    out = Path(tc.out_dir)
+    device = rt.device
+    is_main = rt.env.is_main
 
     train_recs, dev_recs = _load_split(cfg)
     resume_payload = None
@@ -218,16 +293,12 @@ def train(cfg: ExperimentConfig) -> Path:
         vocab = Vocabulary.from_transcripts(texts, cfg.data.unit)
         frontend = build_frontend(cfg.data.modality, cfg.features)
 
-    def featurize(rec: Record, speed: float) -> torch.Tensor:
-        return frontend.raw(rec.path, speed)
-
+    featurize = _Featurize(frontend)
     augment = None
     if tc.image_augment is not None:
         if frontend.modality != "image":
             raise ValueError("train.image_augment needs an image model (data.modality = 'image')")
-
-        def augment(rec: Record, speed: float, rng: random.Random) -> torch.Tensor:
-            return frontend.raw(rec.path, speed, augment=tc.image_augment, rng=rng)
+        augment = _Featurize(frontend, tc.image_augment)
 
     train_ds = FeatureDataset(
         train_recs,
@@ -240,18 +311,7 @@ def train(cfg: ExperimentConfig) -> Path:
         augment=augment,
     )
     dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
-    t0 = time.time()
-    for i in tqdm(range(len(train_ds)), desc="features", leave=False, mininterval=5, disable=None):
-        for s in tc.speeds if augment is None else (1.0,):
-            train_ds.raw_features(i, s)
-    for i in range(len(dev_ds)):
-        dev_ds.raw_features(i)
-    log.info(
-        "features for %d train / %d dev items in %.0f s",
-        len(train_ds),
-        len(dev_ds),
-        time.time() - t0,
-    )
+    _prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
 
     if base is None:
         if frontend.needs_stats:
@@ -261,17 +321,18 @@ def train(cfg: ExperimentConfig) -> Path:
     if base is not None:
         model.load_state_dict(base["state_dict"])
     model.to(device)
+    net = rt.wrap(model)  # what the training steps call; ``model`` itself is what is saved
 
     keep = feasible(train_ds, model, max(tc.speeds))
     dropped = len(train_ds) - len(keep)
-    if dropped:
+    if dropped and is_main:
         log.warning(
             "skipping %d training items with an empty transcript or one too long "
             "for CTC at their input length",
             dropped,
         )
-    lengths = [train_ds.raw_features(i).shape[0] for i in range(len(train_ds))]
-    sampler = FrameBudgetSampler([lengths[i] for i in keep], tc.max_frames, seed=tc.seed)
+    lengths = [train_ds.length(i) for i in range(len(train_ds))]
+    sampler = _sampler([lengths[i] for i in keep], tc, rt.env)
     steps_per_epoch = len(sampler)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     cycle = OneCycle(
@@ -279,6 +340,7 @@ def train(cfg: ExperimentConfig) -> Path:
         warmup_fraction=tc.warmup_fraction,
         start_divisor=tc.lr_start_divisor,
         budget_s=60.0 * tc.max_minutes,
+        clock=rt.clock,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cycle.factor(step))
     ctc = torch.nn.CTCLoss(blank=BLANK_ID, reduction="mean", zero_infinity=False)
@@ -319,7 +381,38 @@ def train(cfg: ExperimentConfig) -> Path:
             },
         )
 
+    def end_epoch(epoch: int, loss_sum: float, n: int, skipped: int, train_time: float) -> None:
+        """Rank 0: evaluate on dev, log, keep the best model, write last.pt and the curves."""
+        nonlocal best, finished, finished_sched
+        hyps = decode_dataset(model, dev_ds, tc.max_frames, device)
+        scores = score(vocab, dev_refs, hyps)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(n, 1),
+            **{f"dev_{k}": v for k, v in scores.items()},
+            "lr": sched.get_last_lr()[0],
+            "epoch_seconds": train_time,
+            "skipped_steps": skipped,
+        }
+        history.append(row)
+        log.info(
+            "epoch %d loss %.3f dev %s %.2f%% (%.0f s)",
+            epoch + 1,
+            row["train_loss"],
+            metric,
+            100 * scores[metric],
+            train_time,
+        )
+        if scores[metric] < best:
+            best = scores[metric]
+            recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
+        save_last(epoch + 1)
+        finished, finished_sched = epoch + 1, copy.deepcopy(sched.state_dict())
+        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+        plot_curves(history, out / "curves.png", metric)
+
     epoch = start_epoch
+    rt.tick()
     cycle.start_clock()
     finished, finished_sched = start_epoch, copy.deepcopy(sched.state_dict())
     try:
@@ -329,7 +422,7 @@ def train(cfg: ExperimentConfig) -> Path:
             t0 = time.time()
             batches = [[keep[i] for i in b] for b in sampler]
             loss_sum, n, skipped = train_epoch(
-                model,
+                net,
                 train_ds,
                 batches,
                 opt,
@@ -339,34 +432,14 @@ def train(cfg: ExperimentConfig) -> Path:
                 device,
                 f"epoch {epoch + 1}",
                 stop=lambda: cycle.done(sched.last_epoch),
+                runtime=rt,
+                workers=tc.workers,
             )
             train_time = time.time() - t0
-            hyps = decode_dataset(model, dev_ds, tc.max_frames, device)
-            scores = score(vocab, dev_refs, hyps)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / max(n, 1),
-                **{f"dev_{k}": v for k, v in scores.items()},
-                "lr": sched.get_last_lr()[0],
-                "epoch_seconds": train_time,
-                "skipped_steps": skipped,
-            }
-            history.append(row)
-            log.info(
-                "epoch %d loss %.3f dev %s %.2f%% (%.0f s)",
-                epoch + 1,
-                row["train_loss"],
-                metric,
-                100 * scores[metric],
-                train_time,
-            )
-            if scores[metric] < best:
-                best = scores[metric]
-                recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
-            save_last(epoch + 1)
-            finished, finished_sched = epoch + 1, copy.deepcopy(sched.state_dict())
-            atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-            plot_curves(history, out / "curves.png", metric)
+            loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks
+            if is_main:
+                end_epoch(epoch, loss_sum, int(n), int(skipped), train_time)
+            rt.tick()  # the other ranks wait here for rank 0's evaluation and checkpoint
             if cycle.done(sched.last_epoch):
                 if epoch + 1 < tc.epochs:
                     log.info("time budget used up after epoch %d", epoch + 1)
@@ -375,11 +448,31 @@ def train(cfg: ExperimentConfig) -> Path:
         log.warning("interrupted: saving %s (resume by running the same command)", out / "last.pt")
         # Keep the weights learnt so far but count finished epochs only: the resumed
         # run repeats the interrupted epoch, on the schedule as it was at its start.
-        save_last(finished, finished_sched)
+        if is_main:
+            save_last(finished, finished_sched)
         raise
-    if not (out / "best.pt").exists():
+    if is_main and not (out / "best.pt").exists():
         recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
+    if rt.env.enabled:
+        digest = rt.check_replicas(model)
+        log.info("weights identical on all %d ranks (sha256 %s)", rt.env.world_size, digest[:16])
     return out / "best.pt"
+
+
+class _Featurize:
+    """``(record, speed[, rng]) -> raw (T, F)`` through a frontend; picklable for workers.
+
+    With an image augmentation config, every call with an ``rng`` distorts the image first.
+    """
+
+    def __init__(self, frontend: Frontend, image_augment: Any = None) -> None:
+        self.frontend = frontend
+        self.image_augment = image_augment
+
+    def __call__(self, rec: Record, speed: float, rng: random.Random | None = None) -> torch.Tensor:
+        if self.image_augment is None:
+            return self.frontend.raw(rec.path, speed)
+        return self.frontend.raw(rec.path, speed, augment=self.image_augment, rng=rng)
 
 
 def _listify(x: Any) -> Any:

@@ -164,8 +164,8 @@ def test_one_cycle_shape():
     c = OneCycle(total_steps=100, warmup_fraction=0.1, start_divisor=10.0)
     f = [c.factor(s) for s in range(101)]
     assert f[0] == pytest.approx(0.1) and f[10] == pytest.approx(1.0)
-    assert all(a <= b for a, b in zip(f[:10], f[1:11])) and all(
-        a >= b for a, b in zip(f[10:], f[11:])
+    assert all(a <= b for a, b in zip(f[:10], f[1:11], strict=True)) and all(
+        a >= b for a, b in zip(f[10:], f[11:], strict=False)
     )
     assert f[100] == pytest.approx(1e-4) and c.done(100) and not c.done(99)
     timed = OneCycle(total_steps=100, warmup_fraction=0.1, start_divisor=10.0, budget_s=10.0)

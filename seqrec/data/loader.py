@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from seqrec.data.manifest import Record
 from seqrec.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from seqrec.data.cache import FeatureStore
 
 Featurizer = Callable[[Record, float], torch.Tensor]
 """``(record, speed) -> (T, F)`` un-normalised features; speed 1.0 means unchanged."""
@@ -61,6 +65,9 @@ class FeatureDataset(Dataset):
     ``augment`` ``(record, speed, rng) -> raw features`` (input-level
     augmentation such as image distortion), training items are computed afresh
     on every access; the cache then only serves lengths and evaluation.
+    ``stores`` maps a speed to precomputed features (a memory-mapped on-disk
+    cache, see :mod:`seqrec.data.cache`); they take the place of the in-memory
+    cache for that speed.
     """
 
     def __init__(
@@ -84,12 +91,15 @@ class FeatureDataset(Dataset):
         self.rng = random.Random(seed)
         self.cache: dict[tuple[int, float], torch.Tensor] | None = {} if cache else None
         self.augment = augment
+        self.stores: dict[float, FeatureStore] = {}
         self.targets = [vocab.encode(r.text, source=r.path) for r in self.records]
 
     def __len__(self) -> int:
         return len(self.records)
 
     def raw_features(self, i: int, speed: float = 1.0) -> torch.Tensor:
+        if speed in self.stores:
+            return self.stores[speed][i]
         key = (i, speed)
         if self.cache is not None and key in self.cache:
             return self.cache[key]
@@ -98,15 +108,31 @@ class FeatureDataset(Dataset):
             self.cache[key] = feats
         return feats
 
+    def cached_length(self, i: int, speed: float = 1.0) -> int | None:
+        """Frames of item ``i`` at ``speed`` if already computed, else None (computes nothing)."""
+        if speed in self.stores:
+            return self.stores[speed].length(i)
+        cached = self.cache.get((i, speed)) if self.cache is not None else None
+        return None if cached is None else cached.shape[0]
+
+    def length(self, i: int, speed: float = 1.0) -> int:
+        """Frames of item ``i`` at ``speed`` (computing its features if need be)."""
+        n = self.cached_length(i, speed)
+        return n if n is not None else self.raw_features(i, speed).shape[0]
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        speed = self.rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
+        return self.item(i, self.rng)
+
+    def item(self, i: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Item ``i``, drawing its speed and augmentation from ``rng``."""
+        speed = rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
         if self.augment is not None:
-            raw = self.augment(self.records[i], speed, self.rng)  # fresh every time: no cache
+            raw = self.augment(self.records[i], speed, rng)  # fresh every time: no cache
         else:
             raw = self.raw_features(i, speed)
         feats = self.normalize(raw)
         if self.spec_augment is not None:
-            feats = self.spec_augment.apply(feats, self.rng)
+            feats = self.spec_augment.apply(feats, rng)
         return feats, torch.tensor(self.targets[i], dtype=torch.long), i
 
 
@@ -188,6 +214,98 @@ class FrameBudgetSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.batches())
+
+
+class DistributedFrameBudgetSampler(FrameBudgetSampler):
+    """This rank's share of the :class:`FrameBudgetSampler` batches of an epoch.
+
+    Every rank builds the same batch list (same lengths, seed and epoch), pads
+    it by repeating its first batches to a multiple of ``world_size`` and takes
+    every ``world_size``-th batch from ``rank`` on: the shares are disjoint
+    (apart from the padding), equal in count, so every rank takes the same
+    number of optimiser steps, and neighbours in a sorted (SortaGrad) order go
+    to different ranks, so ranks wait little for each other at every step.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        max_frames: int,
+        rank: int,
+        world_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        max_items: int = 256,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside a world of {world_size}")
+        super().__init__(lengths, max_frames, shuffle, seed, max_items)
+        self.rank, self.world_size = rank, world_size
+
+    def batches(self) -> list[list[int]]:
+        everything = super().batches()
+        if not everything:
+            return []
+        pad = (-len(everything)) % self.world_size
+        everything = everything + [everything[k % len(everything)] for k in range(pad)]
+        return everything[self.rank :: self.world_size]
+
+
+class _BatchFetcher(Dataset):
+    """A dataset view whose items are whole collated batches, keyed by ``(seed, indices)``.
+
+    Each batch draws its speeds and augmentation from ``random.Random(seed)``,
+    so the result depends on the seed alone, not on which worker builds it.
+    """
+
+    def __init__(self, ds: FeatureDataset) -> None:
+        self.ds = ds
+
+    def __getitem__(self, key: tuple[int, Sequence[int]]) -> dict[str, torch.Tensor]:
+        seed, idx = key
+        rng = random.Random(seed)
+        return collate([self.ds.item(i, rng) for i in idx])
+
+
+def _unbatched(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return x
+
+
+def _one_thread(_worker_id: int) -> None:
+    # Workers share the machine with the training process: one thread each.
+    torch.set_num_threads(1)
+
+
+def batch_stream(
+    ds: FeatureDataset,
+    batches: Sequence[Sequence[int]],
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterable[dict[str, torch.Tensor]]:
+    """Collated batches (see :func:`collate`) for ``batches`` of dataset indices, in order.
+
+    ``workers`` 0 builds them in this process from ``ds.rng``, exactly as
+    ``collate([ds[i] for i in idx])``. With ``workers`` > 0 they are built in
+    that many worker processes (features, augmentation, padding), each batch
+    from its own seed drawn from ``ds.rng`` here, so results for a given seed
+    are the same whatever the number of workers (but not the same as with 0).
+    ``pin_memory`` returns page-locked tensors for asynchronous copies to a GPU.
+    """
+    if workers <= 0:
+        for idx in batches:
+            b = collate([ds[i] for i in idx])
+            yield {k: v.pin_memory() for k, v in b.items()} if pin_memory else b
+        return
+    keys = [(ds.rng.getrandbits(63), list(idx)) for idx in batches]
+    yield from DataLoader(
+        _BatchFetcher(ds),
+        sampler=keys,
+        batch_size=None,
+        collate_fn=_unbatched,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_one_thread,
+    )
 
 
 def split_by_speaker(

@@ -91,3 +91,40 @@ def test_split_by_speaker_is_disjoint():
     train, dev = split_by_speaker(recs, 2, seed=3)
     assert {r.speaker for r in train}.isdisjoint({r.speaker for r in dev})
     assert len({r.speaker for r in dev}) == 2 and len(train) + len(dev) == 100
+
+
+def _augmented_dataset(seed=0):
+    vocab = Vocabulary.from_transcripts(["A B"], "phone")
+    recs = [Record(str(i), f"{i}.wav", "A B") for i in range(12)]
+
+    def featurize(rec, speed):
+        return torch.ones(int((8 + int(rec.id)) / speed), 6)
+
+    spec = SpecAugmentConfig(freq_masks=1, freq_width=3, time_masks_per_100=20, time_width=2)
+    return FeatureDataset(
+        recs, featurize, vocab, speeds=(0.9, 1.0, 1.1), spec_augment=spec, seed=seed
+    )
+
+
+def test_batch_stream_in_process_is_the_plain_loop():
+    from seqrec.data.loader import batch_stream
+
+    batches = [[0, 3], [5], [7, 1, 2]]
+    a, b = _augmented_dataset(), _augmented_dataset()
+    got = list(batch_stream(a, batches, workers=0))
+    want = [collate([b[i] for i in idx]) for idx in batches]
+    for g, w in zip(got, want, strict=True):
+        assert all(torch.equal(g[k], w[k]) for k in w)
+
+
+def test_batch_stream_workers_depend_on_the_seed_only():
+    from seqrec.data.loader import batch_stream
+
+    batches = [[0, 3], [5], [7, 1, 2], [4, 6], [8, 9, 10, 11]]
+    one = list(batch_stream(_augmented_dataset(), batches, workers=1))
+    two = list(batch_stream(_augmented_dataset(), batches, workers=2))
+    other = list(batch_stream(_augmented_dataset(seed=1), batches, workers=2))
+    assert [b["index"].tolist() for b in two] == batches
+    for x, y in zip(one, two, strict=True):
+        assert all(torch.equal(x[k], y[k]) for k in x)
+    assert any(not torch.equal(x["feats"], z["feats"]) for x, z in zip(two, other, strict=True))

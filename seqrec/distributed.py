@@ -1,0 +1,229 @@
+"""Where and how training steps run: device, process group (torchrun) and mixed precision.
+
+One :class:`Runtime` per training process. Run alone, it is a plain device;
+launched by ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``)
+it joins the process group, with ``nccl`` on CUDA and ``gloo`` on CPU, and
+the model is wrapped in ``DistributedDataParallel``. Everything that must be
+the same on every rank (skip a step, stop on the time budget) goes through
+:meth:`Runtime.all_true` / :meth:`Runtime.tick`, so ranks never disagree and
+hang in a collective.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger("seqrec.train")
+
+AMP_MODES = ("none", "bf16", "fp16")
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place among the training processes (one, unless launched by torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process logs, evaluates and writes checkpoints."""
+        return self.rank == 0
+
+    @classmethod
+    def from_environ(cls) -> DistEnv:
+        """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as set by torchrun."""
+        try:
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            rank = int(os.environ.get("RANK", "0"))
+            local = int(os.environ.get("LOCAL_RANK", str(rank)))
+        except ValueError as e:
+            raise ValueError(f"bad RANK/WORLD_SIZE/LOCAL_RANK in the environment: {e}") from None
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"RANK {rank} is outside WORLD_SIZE {world}")
+        return cls(rank, world, local)
+
+
+class Runtime:
+    """Device, process group and precision of one training process.
+
+    ``device`` is ``cpu`` or ``cuda`` (under torchrun each process takes
+    ``cuda:LOCAL_RANK``). ``amp`` is ``none``, ``bf16`` or ``fp16``: the forward
+    pass runs under autocast in that type, and the CTC loss is always computed
+    in float32. Both use a gradient scaler: autocast's wrapper for the cuDNN
+    LSTM casts to float16 whatever the autocast type (in the torch sources we
+    read), so LSTM gradients need loss scaling in either mode. On CPU ``amp``
+    is ignored.
+    """
+
+    def __init__(
+        self, device: str | torch.device = "cpu", amp: str = "none", env: DistEnv | None = None
+    ) -> None:
+        if amp not in AMP_MODES:
+            raise ValueError(f"train.amp must be one of {AMP_MODES}, got {amp!r}")
+        self.env = env if env is not None else DistEnv()
+        device = torch.device(device)
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError("train.device is cuda but no CUDA device is available")
+            if self.env.enabled:
+                device = torch.device("cuda", self.env.local_rank)
+            elif device.index is None:
+                device = torch.device("cuda", torch.cuda.current_device())
+            torch.cuda.set_device(device)
+        self.device = device
+        if amp != "none" and device.type != "cuda":
+            log.info("train.amp=%s ignored on %s: training in float32", amp, device.type)
+            amp = "none"
+        self.amp = amp
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp != "none")
+        self._now = time.time()
+        self._owns_group = False
+
+    @classmethod
+    def from_environ(cls, device: str = "cpu", amp: str = "none") -> Runtime:
+        """A runtime for this process; joins the torchrun process group when there is one."""
+        env = DistEnv.from_environ()
+        rt = cls(device, amp, env)
+        if env.enabled and not dist.is_initialized():
+            backend = "nccl" if rt.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend)
+            rt._owns_group = True
+            log.info("rank %d of %d (%s, %s)", env.rank, env.world_size, backend, rt.device)
+        if not env.is_main:
+            # One voice: the other ranks report warnings and errors only.
+            logging.getLogger("seqrec").setLevel(logging.WARNING)
+        return rt
+
+    def close(self) -> None:
+        """Leave the process group if this runtime joined it (not one its caller set up)."""
+        if self._owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+    # -- the model --------------------------------------------------------
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` as the training steps should call it (DDP across ranks)."""
+        if not self.env.enabled:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward-pass context: autocast in the amp type, or nothing."""
+        if self.amp == "none":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_AMP_DTYPES[self.amp])
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Move a collated batch; asynchronous from pinned memory on CUDA."""
+        nb = self.device.type == "cuda"
+        return {k: v.to(self.device, non_blocking=nb) for k, v in batch.items()}
+
+    def backward_step(
+        self,
+        loss: torch.Tensor,
+        opt: torch.optim.Optimizer,
+        params: Iterable[torch.nn.Parameter],
+        grad_clip: float,
+    ) -> bool:
+        """Backward, clip and optimiser step; False (weights unchanged) when not finite.
+
+        A loss that is not finite on any rank skips the step on all of them.
+        Gradients are identical on every rank after DDP's all-reduce, so the
+        finite-gradient check agrees by itself.
+        """
+        if not self.all_true(bool(torch.isfinite(loss))):
+            return False
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(opt)
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        ok = bool(torch.isfinite(norm))
+        if self.scaler.is_enabled():
+            self.scaler.step(opt)  # skips the update itself when gradients overflowed
+            self.scaler.update()
+        elif ok:
+            opt.step()
+        return ok
+
+    # -- agreement between ranks -------------------------------------------
+
+    def all_true(self, flag: bool) -> bool:
+        """``flag`` and-ed over all ranks."""
+        if not self.env.enabled:
+            return flag
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self._comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return bool(t.item())
+
+    def all_sum(self, *values: float) -> tuple[float, ...]:
+        """Each value summed over all ranks (the values themselves when alone)."""
+        if not self.env.enabled:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return tuple(t.tolist())
+
+    def tick(self) -> None:
+        """Share rank 0's wall-clock time with every rank (a collective: all must call it)."""
+        now = time.time()
+        if self.env.enabled:
+            t = torch.tensor([now], dtype=torch.float64, device=self._comm_device())
+            dist.broadcast(t, src=0)
+            now = float(t.item())
+        self._now = now
+
+    def clock(self) -> float:
+        """Seconds since the epoch: live when alone, else rank 0's time at the last :meth:`tick`.
+
+        Time-based decisions made from it are therefore the same on every rank.
+        """
+        return self._now if self.env.enabled else time.time()
+
+    def barrier(self) -> None:
+        if self.env.enabled:
+            dist.barrier()
+
+    def check_replicas(self, model: torch.nn.Module) -> str:
+        """Digest of ``model``'s weights, verified equal on every rank (a collective).
+
+        Raises ``RuntimeError`` when the replicas have drifted apart, which would
+        mean that rank 0's checkpoint is not what the other ranks trained.
+        """
+        digest = weights_digest(model)
+        if self.env.enabled:
+            seen: list[str | None] = [None] * self.env.world_size
+            dist.all_gather_object(seen, digest)
+            if len(set(seen)) != 1:
+                raise RuntimeError(f"model replicas differ between ranks: {seen}")
+        return digest
+
+    def _comm_device(self) -> torch.device:
+        # nccl moves CUDA tensors only; gloo moves CPU tensors.
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, in ``state_dict`` order."""
+    h = hashlib.sha256()
+    for name, v in model.state_dict().items():
+        h.update(name.encode("utf-8"))
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

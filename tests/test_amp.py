@@ -1,0 +1,90 @@
+"""Mixed precision: ignored on CPU, CTC always in float32, bf16/fp16 on CUDA close to fp32."""
+
+import copy
+import logging
+
+import pytest
+import torch
+
+from seqrec.config import TrainConfig
+from seqrec.data.loader import FeatureDataset
+from seqrec.data.manifest import Record
+from seqrec.distributed import Runtime
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+from seqrec.training import train_epoch
+from seqrec.vocab import Vocabulary
+
+
+def _setup(n=8, seed=0):
+    torch.manual_seed(seed)
+    vocab = Vocabulary.from_transcripts(["A B C"], "phone")
+    texts = ["A B", "C A B", "B", "A C C", "B A", "C", "A B C", "C B"]
+    recs = [Record(f"r{i}", f"r{i}", texts[i % len(texts)]) for i in range(n)]
+    feats = {r.id: torch.randn(20 + 3 * i, 10) for i, r in enumerate(recs)}
+    ds = FeatureDataset(recs, lambda rec, speed: feats[rec.id], vocab)
+    model = BiLSTMCTC(ModelConfig(10, len(vocab), hidden=16, layers=2, dropout=0.0))
+    return ds, model
+
+
+def _steps(model, ds, rt, steps=3):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    ctc = torch.nn.CTCLoss(zero_infinity=False)
+    losses = []
+    for _ in range(steps):
+        loss_sum, n, skipped = train_epoch(
+            model, ds, [list(range(len(ds)))], opt, sched, ctc, 5.0, rt.device, runtime=rt
+        )
+        losses.append(loss_sum / max(n, 1) if not skipped else float("nan"))
+    return losses
+
+
+def test_amp_modes_are_ignored_on_cpu_with_a_log_line(caplog):
+    with caplog.at_level(logging.INFO, logger="seqrec"):
+        rt = Runtime("cpu", "bf16")
+    assert rt.amp == "none" and not rt.scaler.is_enabled()
+    assert "train.amp=bf16 ignored on cpu" in caplog.text
+    with pytest.raises(ValueError, match="fp8"):
+        Runtime("cpu", "fp8")
+    with pytest.raises(ValueError, match="fp8"):
+        TrainConfig(amp="fp8")
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_settings_train_on_cpu_like_fp32(amp):
+    ds, model = _setup()
+    twin = copy.deepcopy(model)
+    plain = _steps(model, ds, Runtime("cpu", "none"))
+    mixed = _steps(twin, ds, Runtime("cpu", amp))
+    assert plain == mixed and all(torch.isfinite(torch.tensor(plain)))
+    assert plain[-1] < plain[0]
+
+
+class _HalfOutput(torch.nn.Module):
+    """A model whose log-probs come out in bfloat16, as under autocast."""
+
+    def __init__(self, inner: BiLSTMCTC) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x, lengths):
+        lp, ol = self.inner(x, lengths)
+        return lp.to(torch.bfloat16), ol
+
+
+def test_ctc_loss_is_computed_in_float32():
+    ds, model = _setup()
+    # CPU CTC has no bfloat16 kernel: this runs only if log-probs are cast first.
+    losses = _steps(_HalfOutput(model), ds, Runtime("cpu"), steps=2)
+    assert all(torch.isfinite(torch.tensor(losses)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_on_cuda_tracks_fp32(amp):
+    ds, model = _setup(n=16)
+    ref = _steps(copy.deepcopy(model).cuda(), ds, Runtime("cuda", "none"), steps=4)
+    got = _steps(model.cuda(), ds, Runtime("cuda", amp), steps=4)
+    assert all(torch.isfinite(torch.tensor(got))), got
+    for r, g in zip(ref, got, strict=True):
+        assert abs(g - r) <= 0.05 * abs(r), (ref, got)
