@@ -356,6 +356,9 @@ def _start(cfg: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "seqrec.cli", "train", str(cfg)],
         env=env,
+        # A shell's background job inherits SIGINT ignored; Python then never raises
+        # KeyboardInterrupt. Restore the default so Ctrl-C is testable from any runner.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
