@@ -85,22 +85,30 @@ def test_diverged_replicas_are_caught(tmp_path):
     script.write_text(
         textwrap.dedent(
             """
+            import sys
+            from pathlib import Path
+
             import torch
             from seqrec.distributed import Runtime
 
             rt = Runtime.from_environ("cpu")
             torch.manual_seed(rt.env.rank)  # different weights on each rank
+            out = Path(sys.argv[1]) / f"rank{rt.env.rank}.txt"
             try:
                 rt.check_replicas(torch.nn.Linear(4, 2))
+                out.write_text("NOT CAUGHT")
             except RuntimeError as e:
-                print("CAUGHT", e, flush=True)
+                out.write_text(f"CAUGHT {e}")
             rt.close()
             """
         )
     )
-    done = _torchrun(str(script), timeout=300)
+    # Each rank reports in its own file: both ranks printing to one pipe interleave.
+    done = _torchrun(str(script), str(tmp_path), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("CAUGHT model replicas differ") == 2
+    for rank in (0, 1):
+        report = (tmp_path / f"rank{rank}.txt").read_text()
+        assert report.startswith("CAUGHT model replicas differ"), report
 
 
 def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path, tone):
