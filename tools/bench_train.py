@@ -2,7 +2,7 @@
 
     python tools/bench_train.py --data-dir ../shared/data/speechocean762 --items 200
     python tools/bench_train.py --data-dir ../shared/data/speechocean762 --items 400 \\
-        --dev-items 60 --epochs 5            # learning curves of both loops
+        --dev-items 60 --epochs 15 --subsample 4 --hidden 128 --layers 2 --batch 8 --lr 3e-3
     python tools/bench_train.py --data-dir ... --device cuda
 
 Both loops train a bidirectional LSTM stack of the same size (``--layers`` x
@@ -24,7 +24,10 @@ the CPU figure is little affected by other load on the machine). The model's
 arithmetic (LSTM, linear and conv FLOPs per frame, counted analytically, x3
 for forward plus backward) is also given as a fraction of the machine's
 measured matrix-multiply rate (a large ``torch.mm``). With ``--epochs N`` both
-loops train N epochs from scratch and report the dev PER after each.
+loops train N epochs from scratch and report the dev PER after each (the
+learning curves). ``--subsample N`` stacks N consecutive frames before the
+LSTM in both models: on 10 ms frames a plain BiLSTM takes far more steps than
+a short run has to leave CTC's initial all-blank output.
 """
 
 from __future__ import annotations
@@ -53,19 +56,23 @@ from seqrec.decoders.greedy import greedy_decode  # noqa: E402
 from seqrec.distributed import Runtime  # noqa: E402
 from seqrec.features.audio import AudioFrontendConfig  # noqa: E402
 from seqrec.features.frontend import AudioFrontend  # noqa: E402
-from seqrec.models.blstm import BiLSTMCTC, ModelConfig  # noqa: E402
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig, stack_frames  # noqa: E402
 from seqrec.training import decode_dataset, score, train_epoch  # noqa: E402
 from seqrec.vocab import BLANK_ID, Vocabulary  # noqa: E402
 
 
 class TextbookBLSTM(nn.Module):
-    """``nn.LSTM(bidirectional=True)`` stack over packed sequences, then a linear layer."""
+    """``nn.LSTM(bidirectional=True)`` stack over packed sequences, then a linear layer.
+
+    With ``cfg.subsample`` > 1, consecutive frames are stacked first, as BiLSTMCTC's
+    ``stack`` front-end does.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(
-            cfg.input_dim, cfg.hidden, cfg.layers, batch_first=True, bidirectional=True
-        )
+        self.subsample = cfg.subsample
+        dim = cfg.input_dim * cfg.subsample
+        self.lstm = nn.LSTM(dim, cfg.hidden, cfg.layers, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * cfg.hidden, cfg.vocab_size)
         with torch.no_grad():
             # Forget-gate bias 1, as BiLSTMCTC has: the same model, only the loop differs.
@@ -76,7 +83,9 @@ class TextbookBLSTM(nn.Module):
     def forward(
         self, feats: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, T, F)`` + lengths -> log-probs ``(B, T, V)`` + lengths."""
+        """``(B, T, F)`` + lengths -> log-probs ``(B, T', V)`` + lengths ``T'``."""
+        if self.subsample > 1:
+            feats, lengths = stack_frames(feats, lengths, self.subsample)
         packed = nn.utils.rnn.pack_padded_sequence(
             feats, lengths.cpu(), batch_first=True, enforce_sorted=False
         )
@@ -262,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--n-mels", type=int, default=80)
+    ap.add_argument(
+        "--subsample", type=int, default=1, help="stack this many frames first (both models)"
+    )
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
@@ -291,7 +303,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         f"{len(feats)} train utterances, {sum(lens)} frames ({min(lens)}-{max(lens)} per item), "
         f"{len(dev_feats)} dev; features in {time.perf_counter() - t0:.0f} s"
     )
-    cfg = ModelConfig(args.n_mels, len(vocab), hidden=args.hidden, layers=args.layers, dropout=0.0)
+    stack = {"frontend": "stack", "subsample": args.subsample} if args.subsample > 1 else {}
+    cfg = ModelConfig(
+        args.n_mels, len(vocab), hidden=args.hidden, layers=args.layers, dropout=0.0, **stack
+    )
 
     index = {r.id: i for i, r in enumerate(train_recs)}
 
@@ -309,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     n_params = sum(p.numel() for p in tb.model.parameters())
     assert n_params == sum(p.numel() for p in sq.model.parameters()), "models differ in size"
     print(
-        f"model {args.layers}x{args.hidden} BiLSTM, {n_params / 1e6:.2f} M parameters; "
+        f"model {args.layers}x{args.hidden} BiLSTM (frames stacked by {args.subsample}), "
+        f"{n_params / 1e6:.2f} M parameters; "
         f"textbook batch {args.batch}, seqrec max_frames {max_frames} "
         f"({len(sq.sampler)} batches vs {-(-len(feats) // args.batch)})"
     )
