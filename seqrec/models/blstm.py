@@ -29,6 +29,13 @@ class ModelConfig:
     first BiLSTM layer receives (after the front-end): inputs on a small or
     uneven scale, such as sparse ink images after several conv blocks, then
     reach the LSTM at unit scale. Both are per frame, so padding never matters.
+    ``conv_depth`` is the number of 3x3 convolutions per conv block (the first one
+    strides, the others keep the size) and ``conv_norm`` puts a batch norm after
+    each convolution: deeper, normalised conv stacks read handwriting better
+    and train faster. In evaluation a batch norm is a fixed per-channel affine
+    map, so batched outputs still equal per-item ones; in training its
+    statistics include the zeroed padding of a batch, a small effect with
+    length-bucketed batches.
     """
 
     input_dim: int
@@ -40,6 +47,8 @@ class ModelConfig:
     subsample: int = 1
     conv_channels: int = 32
     conv_blocks: int = 2
+    conv_depth: int = 1
+    conv_norm: bool = False
     layer_norm: bool = False
     input_norm: bool = False
 
@@ -50,6 +59,8 @@ class ModelConfig:
             raise ValueError("subsample must be a power of two")
         if self.frontend == "none" and self.subsample != 1:
             raise ValueError("subsample > 1 needs frontend 'stack' or 'conv'")
+        if self.conv_depth < 1:
+            raise ValueError("conv_depth must be at least 1")
 
 
 def lengths_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -90,36 +101,54 @@ class ExactBiLSTMLayer(nn.Module):
 
 class ConvFrontend(nn.Module):
     """Conv blocks over ``(time, feature)``; each block halves both axes while time
-    subsampling is still owed, else only the feature axis."""
+    subsampling is still owed, else only the feature axis.
 
-    def __init__(self, input_dim: int, channels: int, blocks: int, subsample: int) -> None:
+    A block is ``depth`` 3x3 convolutions (the first strided), each followed by
+    an optional batch norm and a ReLU.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        channels: int,
+        blocks: int,
+        subsample: int,
+        depth: int = 1,
+        norm: bool = False,
+    ) -> None:
         super().__init__()
         self.time_strides = []
-        layers = []
+        convs, norms = [], []
         in_ch, feat = 1, input_dim
         owed = subsample
         for _ in range(blocks):
             st = 2 if owed > 1 else 1
             owed //= st
-            self.time_strides.append(st)
-            conv = nn.Conv2d(in_ch, channels, 3, stride=(st, 2), padding=1)
-            # He initialisation keeps the activation scale through a stack of ReLU
-            # convs (the default shrinks it about threefold per block).
-            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
-            layers.append(conv)
-            in_ch, feat = channels, (feat + 1) // 2
+            for i in range(depth):
+                self.time_strides.append(st if i == 0 else 1)
+                stride = (st, 2) if i == 0 else 1
+                conv = nn.Conv2d(in_ch, channels, 3, stride=stride, padding=1, bias=not norm)
+                # He initialisation keeps the activation scale through a stack of ReLU
+                # convs (the default shrinks it about threefold per block).
+                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
+                convs.append(conv)
+                norms.append(nn.BatchNorm2d(channels) if norm else nn.Identity())
+                in_ch = channels
+            feat = (feat + 1) // 2
         if owed != 1:
             raise ValueError("conv_blocks too few for the requested subsampling")
-        self.convs = nn.ModuleList(layers)
+        self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList(norms)
         self.output_dim = channels * feat
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x.unsqueeze(1)  # (B, 1, T, F)
-        for conv, st in zip(self.convs, self.time_strides, strict=True):
+        for conv, norm, st in zip(self.convs, self.norms, self.time_strides, strict=True):
             # Zero the padding so a valid frame near the end sees what it would alone.
             h = h * lengths_mask(lengths, h.shape[2])[:, None, :, None]
-            h = torch.relu(conv(h))
+            h = torch.relu(norm(conv(h)))
             lengths = (lengths + st - 1) // st
         h = h * lengths_mask(lengths, h.shape[2])[:, None, :, None]
         b, c, t, f = h.shape
@@ -146,7 +175,14 @@ class BiLSTMCTC(nn.Module):
         dim = cfg.input_dim
         self.conv = None
         if cfg.frontend == "conv":
-            self.conv = ConvFrontend(dim, cfg.conv_channels, cfg.conv_blocks, cfg.subsample)
+            self.conv = ConvFrontend(
+                dim,
+                cfg.conv_channels,
+                cfg.conv_blocks,
+                cfg.subsample,
+                depth=cfg.conv_depth,
+                norm=cfg.conv_norm,
+            )
             dim = self.conv.output_dim
         elif cfg.frontend == "stack":
             dim = dim * cfg.subsample

@@ -23,6 +23,7 @@ def make_recognizer(
     hidden: int = 8,
     seed: int = 0,
     input_norm: bool = False,
+    conv_norm: bool = False,
     **features: Any,
 ) -> Recognizer:
     """A random tiny model; ``features`` are frontend settings."""
@@ -47,11 +48,17 @@ def make_recognizer(
         conv_channels=3,
         layer_norm=frontend == "conv",
         input_norm=input_norm,
+        conv_norm=conv_norm,
+        conv_depth=2 if conv_norm else 1,
     )
     model = BiLSTMCTC(cfg).eval()
     with torch.no_grad():
         # Peakier outputs than random init gives, so that best symbols are well defined.
         model.out.weight.mul_(8.0)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial running statistics
+                m.running_mean.normal_(generator=torch.Generator().manual_seed(seed))
+                m.running_var.uniform_(0.5, 2.0)
     return Recognizer(fe, model, Vocabulary(SYMBOLS, "char"))
 
 

@@ -33,19 +33,20 @@ def test_traceable_stacking_equals_stack_frames():
 
 
 @pytest.mark.parametrize(
-    "modality,frontend,subsample,input_norm",
+    "modality,frontend,subsample,input_norm,conv_norm",
     [
-        ("audio", "none", 1, False),
-        ("audio", "stack", 2, True),
-        ("audio", "conv", 4, False),
-        ("image", "stack", 4, False),
-        ("image", "conv", 2, True),
+        ("audio", "none", 1, False, False),
+        ("audio", "stack", 2, True, False),
+        ("audio", "conv", 4, False, False),
+        ("image", "stack", 4, False, False),
+        ("image", "conv", 2, True, False),
+        ("image", "conv", 4, True, True),
     ],
 )
 def test_onnx_matches_torch_on_variable_length_batches(
-    tmp_path, tiny, modality, frontend, subsample, input_norm
+    tmp_path, tiny, modality, frontend, subsample, input_norm, conv_norm
 ):
-    rec = tiny(modality, frontend, subsample, input_norm=input_norm)
+    rec = tiny(modality, frontend, subsample, input_norm=input_norm, conv_norm=conv_norm)
     path = ox.export_onnx(rec, tmp_path / "m.onnx")
     sess = ox.ort_session(path)
     gen = torch.Generator().manual_seed(1)

@@ -14,15 +14,16 @@ def test_reverse_padded_is_an_involution_and_keeps_padding():
 
 
 @pytest.mark.parametrize(
-    "frontend,subsample,layer_norm,input_norm",
+    "frontend,subsample,layer_norm,input_norm,conv_extra",
     [
-        ("none", 1, False, False),
-        ("stack", 2, False, True),
-        ("conv", 4, True, True),
-        ("conv", 2, False, False),
+        ("none", 1, False, False, {}),
+        ("stack", 2, False, True, {}),
+        ("conv", 4, True, True, {}),
+        ("conv", 2, False, False, {}),
+        ("conv", 4, True, True, {"conv_norm": True, "conv_depth": 2}),
     ],
 )
-def test_batched_equals_per_item(frontend, subsample, layer_norm, input_norm):
+def test_batched_equals_per_item(frontend, subsample, layer_norm, input_norm, conv_extra):
     torch.manual_seed(0)
     cfg = ModelConfig(
         input_dim=12,
@@ -35,8 +36,13 @@ def test_batched_equals_per_item(frontend, subsample, layer_norm, input_norm):
         conv_channels=4,
         layer_norm=layer_norm,
         input_norm=input_norm,
+        **conv_extra,
     )
-    model = BiLSTMCTC(cfg).eval()
+    model = BiLSTMCTC(cfg)
+    with torch.no_grad():  # a few training-mode passes give batch norms real running stats
+        for _ in range(3):
+            model(torch.randn(2, 20, 12) * 3 + 1, torch.tensor([20, 14]))
+    model.eval()
     lengths = torch.tensor([23, 9, 16, 1])
     x = torch.randn(4, 23, 12)
     for b, n in enumerate(lengths):
@@ -59,6 +65,26 @@ def test_output_lengths_and_log_probs():
     assert torch.allclose(lp.exp().sum(-1), torch.ones(2, 3), atol=1e-5)
 
 
+def test_conv_blocks_layout():
+    cfg = ModelConfig(
+        input_dim=32,
+        vocab_size=5,
+        frontend="conv",
+        subsample=4,
+        conv_channels=6,
+        conv_blocks=3,
+        conv_depth=2,
+        conv_norm=True,
+    )
+    conv = BiLSTMCTC(cfg).conv
+    assert len(conv.convs) == 6 and conv.time_strides == [2, 1, 2, 1, 1, 1]
+    assert all(isinstance(n, torch.nn.BatchNorm2d) for n in conv.norms)
+    assert all(c.bias is None for c in conv.convs)  # the batch norm carries the shift
+    assert conv.output_dim == 6 * 4  # 32 -> 16 -> 8 -> 4 features
+    plain = BiLSTMCTC(ModelConfig(input_dim=32, vocab_size=5, frontend="conv", subsample=2)).conv
+    assert len(plain.convs) == 2 and all(isinstance(n, torch.nn.Identity) for n in plain.norms)
+
+
 def test_config_validation():
     with pytest.raises(ValueError):
         ModelConfig(input_dim=8, vocab_size=5, subsample=3, frontend="stack")
@@ -66,6 +92,8 @@ def test_config_validation():
         ModelConfig(input_dim=8, vocab_size=5, subsample=2)
     with pytest.raises(ValueError):
         ModelConfig(input_dim=8, vocab_size=5, frontend="rnn")
+    with pytest.raises(ValueError):
+        ModelConfig(input_dim=8, vocab_size=5, frontend="conv", subsample=2, conv_depth=0)
 
 
 @pytest.mark.gpu
