@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from seqrec.data.manifest import iter_manifest_lines, resolve_path
 from seqrec.features.audio import AUDIO_SUFFIXES, AudioError, compute_features, resample
 from seqrec.features.image import IMAGE_SUFFIXES, image_size
 from seqrec.recognizer import Recognizer
@@ -145,17 +146,12 @@ def _read_list(path: Path) -> list[InputItem]:
 
 def _read_manifest_paths(path: Path) -> list[InputItem]:
     items = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                rel = Path(obj["path"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object with 'path'") from None
-            p = rel if rel.is_absolute() else path.parent / rel
-            items.append(InputItem(str(p), str(obj.get("id", p.stem))))
+    for lineno, obj in iter_manifest_lines(path):
+        try:
+            p = resolve_path(path, obj["path"])
+        except (KeyError, TypeError):
+            raise ValueError(f"{path}:{lineno}: expected a JSON object with 'path'") from None
+        items.append(InputItem(str(p), str(obj.get("id", p.stem))))
     return items
 
 

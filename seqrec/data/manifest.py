@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from seqrec.io import atomic_write_text
 
@@ -32,26 +33,34 @@ class Record:
 _FIELDS = {f.name for f in fields(Record)}
 
 
-def read_manifest(path: str | os.PathLike) -> list[Record]:
-    """Read a JSONL manifest; relative paths are resolved against its folder."""
-    path = Path(path)
-    base = path.parent
-    records = []
+def iter_manifest_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed JSON)`` for each non-blank line of a JSONL file."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if "id" not in obj or "path" not in obj:
-                raise ValueError(f"{path}:{lineno}: a record needs 'id' and 'path'")
-            obj = {k: v for k, v in obj.items() if k in _FIELDS}
-            p = Path(obj["path"])
-            if not p.is_absolute():
-                obj["path"] = str(base / p)
-            records.append(Record(**obj))
+
+
+def resolve_path(manifest: Path, p: str | os.PathLike) -> Path:
+    """A manifest entry's path: relative paths are relative to the manifest's folder."""
+    p = Path(p)
+    return p if p.is_absolute() else manifest.parent / p
+
+
+def read_manifest(path: str | os.PathLike) -> list[Record]:
+    """Read a JSONL manifest; relative paths are resolved against its folder."""
+    path = Path(path)
+    records = []
+    for lineno, obj in iter_manifest_lines(path):
+        if "id" not in obj or "path" not in obj:
+            raise ValueError(f"{path}:{lineno}: a record needs 'id' and 'path'")
+        obj = {k: v for k, v in obj.items() if k in _FIELDS}
+        obj["path"] = str(resolve_path(path, obj["path"]))
+        records.append(Record(**obj))
     return records
 
 
