@@ -7,6 +7,9 @@ Public API::
 
 from __future__ import annotations
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "evaluate", "load_model", "train", "transcribe"]
@@ -38,3 +41,20 @@ def train(cfg):
     from seqrec.training import train as _t
 
     return _t(cfg)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``seqrec.transcribe`` and ``seqrec.evaluate`` the public functions.
+
+    Importing the submodules of the same names would otherwise rebind those
+    package attributes to the modules, so ``seqrec.transcribe(...)`` would stop
+    working once anything (including the function itself) had imported them.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("evaluate", "transcribe") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
