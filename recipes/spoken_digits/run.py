@@ -10,8 +10,10 @@ speechocean762's digit-only sentences (many more speakers) to training.
 Digit error rate is the ``wer`` of the phone output parsed with the digit lexicon.
 
 With ``--init-from exp/speech_phones/model/best.pt`` the speechocean762 phone
-model (about 125 speakers) is fine-tuned instead (``finetune.toml``), which
-generalises much better to an unseen speaker than 4 FSDD voices alone.
+model (about 125 speakers) is fine-tuned instead (``finetune.toml``). Measured:
+24.8 % digit errors on ``theo`` against 15.6 % for the plain recipe, so it is
+not the default; its 16 kHz global-statistics frontend sees FSDD's 8 kHz audio,
+empty above 4 kHz.
 """
 
 from __future__ import annotations

@@ -29,18 +29,33 @@ def ctc_min_frames(targets: Sequence[int]) -> int:
 
 @dataclass(frozen=True)
 class SpecAugmentConfig:
-    """Frequency and time masking (Park et al., 2019) applied to training features."""
+    """Frequency and time masking (Park et al., 2019) applied to training features.
+
+    ``freq_warp`` > 0 first stretches or squeezes the feature axis by a random
+    factor in ``[1 - freq_warp, 1 + freq_warp]`` (vocal tract length
+    perturbation, Jaitly & Hinton, 2013): formants move as they would for a
+    longer or shorter vocal tract, which helps most when training has few
+    speakers.
+    """
 
     freq_masks: int = 2
     freq_width: int = 15
     time_masks_per_100: float = 1.0
     time_width: int = 25
     max_time_fraction: float = 0.2
+    freq_warp: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.freq_warp < 0.5:
+            raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
 
     def apply(self, feats: torch.Tensor, rng: random.Random) -> torch.Tensor:
-        """Mask ``(T, F)`` features with zeros (the normalised mean)."""
+        """Warp, then mask ``(T, F)`` features with zeros (the normalised mean)."""
         t, f = feats.shape
-        out = feats.clone()
+        if self.freq_warp > 0:
+            out = warp_frequency(feats, rng.uniform(1 - self.freq_warp, 1 + self.freq_warp))
+        else:
+            out = feats.clone()
         for _ in range(self.freq_masks):
             w = rng.randint(0, min(self.freq_width, f))
             s = rng.randint(0, f - w)
@@ -55,6 +70,21 @@ class SpecAugmentConfig:
             s = rng.randint(0, t - w)
             out[s : s + w, :] = 0
         return out
+
+
+def warp_frequency(feats: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``(T, F)`` features with the feature axis scaled by ``alpha``.
+
+    Output bin ``j`` reads input position ``j / alpha`` by linear interpolation,
+    so what was at bin ``k`` moves to ``alpha * k``; positions past the top bin
+    repeat it. A new tensor, also for ``alpha == 1``.
+    """
+    f = feats.shape[1]
+    pos = (torch.arange(f, dtype=torch.float32) / alpha).clamp(max=f - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=f - 1)
+    frac = (pos - lo).to(feats.dtype)
+    return feats[:, lo] * (1 - frac) + feats[:, hi] * frac
 
 
 class FeatureDataset(Dataset):

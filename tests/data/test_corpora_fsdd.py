@@ -153,6 +153,24 @@ def test_speechocean_digits(fsdd, tmp_path, tone):
     counts = prepare_fsdd(fsdd, tmp_path / "out", speechocean_dir=so, strings_per_speaker=1, **OPTS)
     train = read_manifest(tmp_path / "out" / "train.jsonl")
     assert counts["train"] == 3 and train[-1].id == "u1"
+    with pytest.raises(ValueError, match="speechocean_all"):
+        prepare_fsdd(fsdd, tmp_path / "out2", speechocean_all=True, **OPTS)
+
+    # every other sentence too, with its canonical phones from resource/text-phone
+    (so / "resource").mkdir()
+    (so / "resource" / "text-phone").write_text(
+        "u1.0\tZ_B IH0_I R_I OW0_E\nu1.1\tTH_B R_I IY0_E\n"
+        "u2.0\tW_B IY0_E\nu2.1\tK_B AO0_I L_E\nu2.2\tIH0_B T_E\nu2.3\tB_B EH1_I R_E\n"
+    )
+    out = tmp_path / "all"
+    kw = {"speechocean_dir": so, "speechocean_all": True, "strings_per_speaker": 1}
+    counts = prepare_fsdd(fsdd, out, **kw, **OPTS)
+    train = read_manifest(out / "train.jsonl")
+    assert counts["train"] == 4
+    assert [(r.id, r.text) for r in train[-2:]] == [
+        ("u1", "Z IH R OW TH R IY"),
+        ("u2", "W IY K AO L IH T B EH R"),
+    ]
 
 
 def test_errors(tmp_path, fsdd):

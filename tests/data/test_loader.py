@@ -1,5 +1,6 @@
 import random
 
+import pytest
 import torch
 
 from seqrec.data.loader import (
@@ -128,3 +129,31 @@ def test_batch_stream_workers_depend_on_the_seed_only():
     for x, y in zip(one, two, strict=True):
         assert all(torch.equal(x[k], y[k]) for k in x)
     assert any(not torch.equal(x["feats"], z["feats"]) for x, z in zip(two, other, strict=True))
+
+
+def test_warp_frequency_moves_a_peak_by_the_factor():
+    from seqrec.data.loader import warp_frequency
+
+    feats = torch.zeros(3, 40)
+    feats[:, 10] = 1.0
+    assert torch.equal(warp_frequency(feats, 1.0), feats)
+    up = warp_frequency(feats, 1.2)
+    assert up.shape == (3, 40)
+    assert int(up[0].argmax()) == 12
+    down = warp_frequency(feats, 0.8)
+    assert int(down[0].argmax()) == 8
+    # linear interpolation: the peak's mass is spread, never amplified
+    assert float(up.max()) <= 1.0 and float(down.max()) <= 1.0
+
+
+def test_spec_augment_freq_warp_is_seeded_and_validated():
+    feats = torch.randn(50, 40)
+    spec = SpecAugmentConfig(freq_masks=0, time_masks_per_100=0, freq_warp=0.1)
+    a = spec.apply(feats, random.Random(3))
+    b = spec.apply(feats, random.Random(3))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, feats)
+    none = SpecAugmentConfig(freq_masks=0, time_masks_per_100=0)
+    assert torch.equal(none.apply(feats, random.Random(3)), feats)
+    with pytest.raises(ValueError, match="freq_warp"):
+        SpecAugmentConfig(freq_warp=0.7)

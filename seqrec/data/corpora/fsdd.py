@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from seqrec.data.corpora.kaldi import _duration, _read_table
+from seqrec.data.corpora.kaldi import _duration, _read_table, read_kaldi_dir, read_text_phone
 from seqrec.data.manifest import Record, write_manifest
 from seqrec.lexicon import DIGIT_LEXICON, DIGIT_WORDS, read_lexicon
 
@@ -229,6 +229,7 @@ def prepare_fsdd(
     dev_fraction: float = 0.08,
     gap_ms: tuple[float, float] = (50.0, 300.0),
     seen_takes: int = 5,
+    speechocean_all: bool = False,
 ) -> dict[str, int]:
     """Write connected-digit strings and the manifests ``train``, ``dev``, ``test_seen``, ``test``.
 
@@ -245,11 +246,16 @@ def prepare_fsdd(
     digit lexicon; a file's first pronunciation wins) with the digit words in
     ``Record.words``; ``units="word"`` writes the words as the text. With
     ``speechocean_dir``, speechocean762's digit-only train utterances are
-    appended to ``train`` (see :func:`prepare_speechocean_digits`). The result
-    does not depend on the machine: each speaker's strings come from ``seed``.
+    appended to ``train`` (see :func:`prepare_speechocean_digits`);
+    ``speechocean_all`` (phone units only) appends its other train sentences
+    too, with their canonical 39-phone transcripts: about 125 more voices for the
+    phones the digits share with English at large. The result does not depend on
+    the machine: each speaker's strings come from ``seed``.
     """
     if units not in ("phone", "word"):
         raise ValueError("units must be 'phone' or 'word'")
+    if speechocean_all and (speechocean_dir is None or units != "phone"):
+        raise ValueError("speechocean_all needs speechocean_dir and units='phone'")
     speakers = scan_fsdd(data_dir)
     test_speakers = _names(test_speakers)
     unknown = [s for s in test_speakers if s not in speakers]
@@ -271,7 +277,10 @@ def prepare_fsdd(
     for split in SPLITS:
         recs = _write_split(strings[split], split, out_dir, prons, units, seed, gap_ms)
         if split == "train" and speechocean_dir is not None:
-            recs += prepare_speechocean_digits(speechocean_dir, lexicon, units)
+            digits = prepare_speechocean_digits(speechocean_dir, lexicon, units)
+            recs += digits
+            if speechocean_all:
+                recs += _speechocean_sentences(speechocean_dir, skip={r.id for r in digits})
         write_manifest(out_dir / f"{split}.jsonl", recs)
         counts[split] = len(recs)
     return counts
@@ -345,6 +354,14 @@ def prepare_speechocean_digits(
             Record(utt, str(p), text, _duration(p), speaker=spk.get(utt), words=words_field)
         )
     return records
+
+
+def _speechocean_sentences(so_dir: str | Path, skip: set[str]) -> list[Record]:
+    """speechocean762 train utterances not in ``skip``, with 39-phone transcripts."""
+    so_dir = Path(so_dir)
+    phones = read_text_phone(so_dir / "resource" / "text-phone")
+    recs = read_kaldi_dir(so_dir / "train", so_dir, phones)
+    return [r for r in recs if r.id not in skip]
 
 
 IMPORTERS = {"fsdd": prepare_fsdd}
