@@ -15,8 +15,9 @@ Digit error rate is the ``wer`` of the phone output parsed with the digit lexico
 With ``--init-from exp/speech_phones/model/best.pt`` the speechocean762 phone
 model (about 125 speakers) is fine-tuned instead (``finetune.toml``). Measured:
 24.8 % digit errors on ``theo`` against 15.6 % for the plain recipe of then
-(digit sentences only, 3x192), so it is not the default; its 16 kHz
-global-statistics frontend sees FSDD's 8 kHz audio, empty above 4 kHz.
+(digit sentences only, 3x192), so it is not the default; that phone model's
+16 kHz frontend (global statistics then, per-utterance now) sees FSDD's 8 kHz
+audio, empty above 4 kHz.
 """
 
 from __future__ import annotations
