@@ -48,7 +48,7 @@ class TrainConfig:
     ``feature_cache`` names a folder where features are stored once as
     memory-mapped arrays and reused by later epochs and runs (see
     :mod:`seqrec.data.cache`). ``amp`` (``none``, ``bf16``, ``fp16``) runs the
-    forward pass in that precision on CUDA; it is ignored on CPU.
+    forward pass in that precision: both on CUDA, ``bf16`` alone on CPU.
     """
 
     out_dir: str = "exp/model"
