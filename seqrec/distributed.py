@@ -59,6 +59,14 @@ class DistEnv:
         return cls(rank, world, local)
 
 
+def _cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX-512 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without this query: assume not
+        return False
+
+
 class Runtime:
     """Device, process group and precision of one training process.
 
@@ -91,6 +99,9 @@ class Runtime:
         self.device = device
         if amp == "fp16" and device.type != "cuda":
             log.info("train.amp=%s ignored on %s: training in float32", amp, device.type)
+            amp = "none"
+        if amp == "bf16" and device.type == "cpu" and not _cpu_has_fast_bf16():
+            log.info("train.amp=bf16 ignored: this CPU has no fast bfloat16 kernels")
             amp = "none"
         self.amp = amp
         scaled = amp != "none" and device.type == "cuda"

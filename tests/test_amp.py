@@ -59,7 +59,15 @@ def test_fp16_setting_trains_on_cpu_exactly_like_fp32():
     assert plain[-1] < plain[0]
 
 
-def test_bf16_on_cpu_runs_in_bfloat16_without_a_scaler_and_tracks_fp32():
+def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_kernels(monkeypatch, caplog):
+    monkeypatch.setattr("seqrec.distributed._cpu_has_fast_bf16", lambda: False)
+    with caplog.at_level(logging.INFO, logger="seqrec"):
+        rt = Runtime("cpu", "bf16")
+    assert rt.amp == "none" and "no fast bfloat16" in caplog.text
+
+
+def test_bf16_on_cpu_runs_in_bfloat16_without_a_scaler_and_tracks_fp32(monkeypatch):
+    monkeypatch.setattr("seqrec.distributed._cpu_has_fast_bf16", lambda: True)
     rt = Runtime("cpu", "bf16")
     assert rt.amp == "bf16" and not rt.scaler.is_enabled()
     ds, model = _setup(n=16)
