@@ -49,6 +49,12 @@ class TrainConfig:
     memory-mapped arrays and reused by later epochs and runs (see
     :mod:`seqrec.data.cache`). ``amp`` (``none``, ``bf16``, ``fp16``) runs the
     forward pass in that precision: both on CUDA, ``bf16`` alone on CPU.
+    ``inter_ctc_layers`` (1-based BiLSTM layers below the top one) adds
+    intermediate CTC losses: the shared output layer reads those layers too and
+    their mean CTC loss gets weight ``inter_ctc_weight``, the top layer's the
+    rest. It regularises the lower layers and leaves the model file unchanged.
+    ``average_last`` > 1 averages the weights of the last that many epochs when
+    training ends; the average replaces ``best.pt`` when its dev error is lower.
     """
 
     out_dir: str = "exp/model"
@@ -73,8 +79,16 @@ class TrainConfig:
     workers: int = 0
     feature_cache: str = ""
     amp: str = "none"
+    inter_ctc_layers: tuple[int, ...] = ()
+    inter_ctc_weight: float = 0.3
+    average_last: int = 0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.inter_ctc_weight < 1.0:
+            w = self.inter_ctc_weight
+            raise ValueError(f"train.inter_ctc_weight must be in [0, 1), got {w}")
+        if self.average_last < 0:
+            raise ValueError(f"train.average_last must be 0 or more, got {self.average_last}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.workers < 0:
@@ -122,6 +136,8 @@ def experiment_from_dict(raw: dict[str, Any], base: Path | None = None) -> Exper
                 train[key] = str(base / train[key])
     if "speeds" in train:
         train["speeds"] = tuple(float(s) for s in train["speeds"])
+    if "inter_ctc_layers" in train:
+        train["inter_ctc_layers"] = tuple(int(k) for k in train["inter_ctc_layers"])
     if isinstance(train.get("image_augment"), dict):
         train["image_augment"] = _build(
             ImageAugmentConfig, train["image_augment"], "train.image_augment"

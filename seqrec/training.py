@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import logging
@@ -95,14 +96,20 @@ def train_epoch(
     stop: Callable[[], bool] | None = None,
     runtime: Runtime | None = None,
     workers: int = 0,
+    inter_layers: Sequence[int] = (),
+    inter_weight: float = 0.0,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
     A batch whose loss or gradient is not finite is skipped (and logged) rather
     than allowed to corrupt the weights. ``runtime`` sets precision and the
     agreement between ranks (default: plain ``device``); ``workers`` > 0 builds
-    batches in that many processes (see :func:`batch_stream`). Returns (sum of
-    per-item losses, items used, steps skipped).
+    batches in that many processes (see :func:`batch_stream`). ``inter_layers``
+    adds intermediate CTC: the loss is ``(1 - inter_weight)`` times the final
+    layer's plus ``inter_weight`` times the mean over those layers' (see
+    :meth:`BiLSTMCTC.forward`). Returns (sum of per-item losses, items used,
+    steps skipped); the loss reported is the final layer's alone, comparable
+    across settings.
     """
     rt = runtime if runtime is not None else Runtime(device)
     model.train()
@@ -113,9 +120,16 @@ def train_epoch(
     for b in bar:
         b = rt.to_device(b)
         with rt.autocast():
-            lp, ol = model(b["feats"], b["lengths"])
+            if inter_layers:
+                lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
+            else:
+                (lp, ol), inter = model(b["feats"], b["lengths"]), []
         # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
-        loss = ctc(lp.float().transpose(0, 1), b["targets"], ol, b["target_lengths"])
+        tgt, tgt_len = b["targets"], b["target_lengths"]
+        losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
+        loss = final = losses[0]
+        if inter:
+            loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
         opt.zero_grad(set_to_none=True)
         if not rt.backward_step(loss, opt, model.parameters(), grad_clip):
             skipped += 1
@@ -128,7 +142,7 @@ def train_epoch(
             )
         else:
             k = len(b["index"])
-            loss_sum += loss.item() * k
+            loss_sum += final.item() * k
             n += k
             bar.set_postfix(loss=f"{loss_sum / max(n, 1):.3f}")
         rt.tick()  # one clock for all ranks, so the time-based schedule and stop agree
@@ -185,6 +199,17 @@ class OneCycle:
         else:
             lo, hi, q = 1.0, self.final, (p - self.warmup) / max(1e-9, 1.0 - self.warmup)
         return hi + (lo - hi) * (1 + math.cos(math.pi * q)) / 2
+
+
+def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of model states; integer entries (batch-norm counters) from the last."""
+    avg = {}
+    for k, v in states[-1].items():
+        if v.is_floating_point():
+            avg[k] = torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype)
+        else:
+            avg[k] = v.clone()
+    return avg
 
 
 def score(vocab: Vocabulary, refs: Sequence[str], hyps: Sequence[list[int]]) -> dict[str, float]:
@@ -320,6 +345,12 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     model = BiLSTMCTC(mcfg)
     if base is not None:
         model.load_state_dict(base["state_dict"])
+    for k in tc.inter_ctc_layers:
+        if not 1 <= k < mcfg.layers:
+            raise ValueError(
+                f"train.inter_ctc_layers: layer {k} is not one of 1..{mcfg.layers - 1} "
+                f"(the BiLSTM layers below the top one of {mcfg.layers})"
+            )
     model.to(device)
     net = rt.wrap(model)  # what the training steps call; ``model`` itself is what is saved
 
@@ -406,11 +437,17 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         if scores[metric] < best:
             best = scores[metric]
             recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
+        if tc.average_last > 1:
+            state = model.state_dict()
+            recent.append({k: v.detach().to("cpu", copy=True) for k, v in state.items()})
         save_last(epoch + 1)
         finished, finished_sched = epoch + 1, copy.deepcopy(sched.state_dict())
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         plot_curves(history, out / "curves.png", metric)
 
+    recent: collections.deque[dict[str, torch.Tensor]] = collections.deque(
+        maxlen=max(1, tc.average_last)
+    )
     epoch = start_epoch
     rt.tick()
     cycle.start_clock()
@@ -434,6 +471,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 stop=lambda: cycle.done(sched.last_epoch),
                 runtime=rt,
                 workers=tc.workers,
+                inter_layers=tc.inter_ctc_layers,
+                inter_weight=tc.inter_ctc_weight,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks
@@ -453,6 +492,26 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         raise
     if is_main and not (out / "best.pt").exists():
         recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
+    if is_main and len(recent) > 1:
+        avg = copy.deepcopy(model)
+        avg.load_state_dict(average_states(list(recent)))
+        err = score(vocab, dev_refs, decode_dataset(avg, dev_ds, tc.max_frames, device))[metric]
+        first = history[-1]["epoch"] - len(recent) + 1
+        meta = {**extra_meta, "epoch": history[-1]["epoch"], "dev_error": err}
+        meta["averaged_epochs"] = f"{first}-{history[-1]['epoch']}"
+        averaged = Recognizer(frontend, avg, vocab)
+        averaged.save(out / "averaged.pt", **meta)
+        better = err < best
+        log.info(
+            "average of epochs %s: dev %s %.2f%% (best single epoch %.2f%%)%s",
+            meta["averaged_epochs"],
+            metric,
+            100 * err,
+            100 * best,
+            "; it becomes best.pt" if better else "",
+        )
+        if better:
+            averaged.save(out / "best.pt", **meta)
     if rt.env.enabled:
         digest = rt.check_replicas(model)
         log.info("weights identical on all %d ranks (sha256 %s)", rt.env.world_size, digest[:16])

@@ -180,3 +180,50 @@ def test_time_budget_stops_training_early(tmp_path):
     assert len(history) == 1 and (tmp_path / "model" / "best.pt").exists()
     last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
     assert last["epoch"] == 1 and last["elapsed_s"] > 0
+
+
+def test_intermediate_ctc_taps_share_the_output_layer():
+    from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+
+    torch.manual_seed(0)
+    model = BiLSTMCTC(ModelConfig(6, 5, hidden=8, layers=3)).eval()
+    x, lengths = torch.randn(2, 10, 6), torch.tensor([10, 7])
+    lp, ol, inter = model(x, lengths, taps=(1, 2))
+    plain, _ = model(x, lengths)
+    assert torch.equal(lp, plain) and len(inter) == 2
+    assert all(t.shape == lp.shape for t in inter)
+    assert torch.allclose(inter[0].exp().sum(-1), torch.ones(2, 10))
+    assert not torch.allclose(inter[0], inter[1])
+    with pytest.raises(ValueError, match="layer 3"):
+        model(x, lengths, taps=(3,))
+
+
+def test_average_states_means_floats_and_keeps_counters():
+    from seqrec.training import average_states
+
+    a = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(4)}
+    b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(9)}
+    avg = average_states([a, b])
+    assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and int(avg["n"]) == 9
+
+
+def test_intermediate_ctc_and_checkpoint_averaging_in_training(tmp_path, caplog):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
+    cfg = _config(tmp_path, m, epochs=4, inter_ctc_layers=[1], average_last=3)
+    cfg.model["layers"] = 2
+    with caplog.at_level("INFO"):
+        best = train(cfg)
+    assert "average of epochs 2-4" in caplog.text
+    averaged = torch.load(tmp_path / "model" / "averaged.pt", weights_only=True)
+    assert averaged["averaged_epochs"] == "2-4"
+    history = [
+        json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
+    ]
+    chosen = torch.load(best, weights_only=True)
+    assert chosen["dev_error"] == min([averaged["dev_error"]] + [h["dev_wer"] for h in history])
+
+
+def test_intermediate_ctc_layer_must_lie_below_the_top(tmp_path):
+    m = _manifest(tmp_path, [(3, "jackson", 0)])
+    with pytest.raises(ValueError, match="inter_ctc_layers"):
+        train(_config(tmp_path, m, epochs=1, inter_ctc_layers=[1]))  # one layer: nothing below

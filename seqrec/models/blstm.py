@@ -11,6 +11,7 @@ Batched outputs therefore equal per-item outputs, at padded-batch speed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -200,17 +201,28 @@ class BiLSTMCTC(nn.Module):
         s = self.cfg.subsample
         return (lengths + s - 1) // s if s > 1 else lengths
 
-    def forward(
-        self, feats: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``feats (B, T, F)``, ``lengths (B,)`` -> ``log_probs (B, T', V)``, ``lengths (B,)``."""
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, taps: Sequence[int] = ()):
+        """``feats (B, T, F)``, ``lengths (B,)`` -> ``log_probs (B, T', V)``, ``lengths (B,)``.
+
+        ``taps`` (1-based BiLSTM layer numbers below the top one) adds a third
+        result: the list of log-probs that the output layer gives on each tapped
+        layer's output, for intermediate CTC losses in training.
+        """
+        for k in taps:
+            if not 1 <= k < self.cfg.layers:
+                raise ValueError(f"intermediate CTC layer {k} not in 1..{self.cfg.layers - 1}")
         x = feats
         if self.conv is not None:
             x, lengths = self.conv(x, lengths)
         elif self.cfg.frontend == "stack" and self.cfg.subsample > 1:
             x, lengths = stack_frames(x, lengths, self.cfg.subsample)
         x = self.input_norm(x)
-        for lstm, norm in zip(self.lstms, self.norms, strict=True):
+        inter = []
+        for k, (lstm, norm) in enumerate(zip(self.lstms, self.norms, strict=True), start=1):
             x = norm(lstm(self.dropout(x), lengths))
+            if k in taps:
+                inter.append(torch.log_softmax(self.out(self.dropout(x)), dim=-1))
         logits = self.out(self.dropout(x))
+        if taps:
+            return torch.log_softmax(logits, dim=-1), lengths, inter
         return torch.log_softmax(logits, dim=-1), lengths
