@@ -345,12 +345,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     model = BiLSTMCTC(mcfg)
     if base is not None:
         model.load_state_dict(base["state_dict"])
-    for k in tc.inter_ctc_layers:
-        if not 1 <= k < mcfg.layers:
-            raise ValueError(
-                f"train.inter_ctc_layers: layer {k} is not one of 1..{mcfg.layers - 1} "
-                f"(the BiLSTM layers below the top one of {mcfg.layers})"
-            )
+    model.check_taps(tc.inter_ctc_layers, "train.inter_ctc_layers")
     model.to(device)
     net = rt.wrap(model)  # what the training steps call; ``model`` itself is what is saved
 
@@ -493,29 +488,48 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     if is_main and not (out / "best.pt").exists():
         recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
     if is_main and len(recent) > 1:
-        avg = copy.deepcopy(model)
-        avg.load_state_dict(average_states(list(recent)))
-        err = score(vocab, dev_refs, decode_dataset(avg, dev_ds, tc.max_frames, device))[metric]
-        first = history[-1]["epoch"] - len(recent) + 1
-        meta = {**extra_meta, "epoch": history[-1]["epoch"], "dev_error": err}
-        meta["averaged_epochs"] = f"{first}-{history[-1]['epoch']}"
-        averaged = Recognizer(frontend, avg, vocab)
-        averaged.save(out / "averaged.pt", **meta)
-        better = err < best
-        log.info(
-            "average of epochs %s: dev %s %.2f%% (best single epoch %.2f%%)%s",
-            meta["averaged_epochs"],
-            metric,
-            100 * err,
-            100 * best,
-            "; it becomes best.pt" if better else "",
-        )
-        if better:
-            averaged.save(out / "best.pt", **meta)
+        meta = {**extra_meta, "epoch": history[-1]["epoch"]}
+        _save_average(list(recent), recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
     if rt.env.enabled:
         digest = rt.check_replicas(model)
         log.info("weights identical on all %d ranks (sha256 %s)", rt.env.world_size, digest[:16])
     return out / "best.pt"
+
+
+def _save_average(
+    states: list[dict[str, torch.Tensor]],
+    recognizer: Recognizer,
+    dev_ds: FeatureDataset,
+    dev_refs: list[str],
+    tc: TrainConfig,
+    device: torch.device,
+    best: float,
+    out: Path,
+    meta: dict[str, Any],
+) -> None:
+    """Average the last epochs' ``states`` into ``averaged.pt``, which becomes
+    ``best.pt`` if its dev error is below ``best``. ``meta`` goes into the model
+    file; its ``epoch`` is the number of the epoch the last state is from."""
+    avg = copy.deepcopy(recognizer.model)
+    avg.load_state_dict(average_states(states))
+    averaged = Recognizer(recognizer.frontend, avg, recognizer.vocab)
+    metric = UNIT_METRICS[averaged.vocab.unit][0]
+    err = score(averaged.vocab, dev_refs, decode_dataset(avg, dev_ds, tc.max_frames, device))
+    last = meta["epoch"]
+    span = f"{last - len(states) + 1}-{last}"
+    meta = {**meta, "dev_error": err[metric], "averaged_epochs": span}
+    averaged.save(out / "averaged.pt", **meta)
+    better = err[metric] < best
+    log.info(
+        "average of epochs %s: dev %s %.2f%% (best single epoch %.2f%%)%s",
+        span,
+        metric,
+        100 * err[metric],
+        100 * best,
+        "; it becomes best.pt" if better else "",
+    )
+    if better:
+        averaged.save(out / "best.pt", **meta)
 
 
 class _Featurize:

@@ -201,6 +201,16 @@ class BiLSTMCTC(nn.Module):
         s = self.cfg.subsample
         return (lengths + s - 1) // s if s > 1 else lengths
 
+    def check_taps(self, taps: Sequence[int], where: str = "intermediate CTC") -> None:
+        """Raise ``ValueError`` unless every tap is a BiLSTM layer below the top one."""
+        n = self.cfg.layers
+        for k in taps:
+            if not 1 <= k < n:
+                raise ValueError(
+                    f"{where}: layer {k} is not one of 1..{n - 1} "
+                    f"(the BiLSTM layers below the top one of {n})"
+                )
+
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, taps: Sequence[int] = ()):
         """``feats (B, T, F)``, ``lengths (B,)`` -> ``log_probs (B, T', V)``, ``lengths (B,)``.
 
@@ -208,9 +218,7 @@ class BiLSTMCTC(nn.Module):
         result: the list of log-probs that the output layer gives on each tapped
         layer's output, for intermediate CTC losses in training.
         """
-        for k in taps:
-            if not 1 <= k < self.cfg.layers:
-                raise ValueError(f"intermediate CTC layer {k} not in 1..{self.cfg.layers - 1}")
+        self.check_taps(taps)
         x = feats
         if self.conv is not None:
             x, lengths = self.conv(x, lengths)
