@@ -16,13 +16,22 @@ from seqrec.features.augment import ImageAugmentConfig
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Manifests and label unit. ``dev`` empty: hold out ``dev_speakers`` from ``train``."""
+    """Manifests and label unit. ``dev`` empty: hold out ``dev_speakers`` from ``train``.
+
+    ``dev_speakers = 0`` (and no ``dev``) trains on every record with no model
+    selection: ``best.pt`` is the last epoch's model, or the average of the last
+    epochs with ``train.average_last``. Tune a recipe with a dev set first.
+    """
 
     train: str
     dev: str = ""
     dev_speakers: int = 8
     unit: str = "char"
     modality: str = "audio"
+
+    def __post_init__(self) -> None:
+        if self.dev_speakers < 0:
+            raise ValueError(f"data.dev_speakers must be 0 or more, got {self.dev_speakers}")
 
 
 @dataclass(frozen=True)

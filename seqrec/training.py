@@ -410,8 +410,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     def end_epoch(epoch: int, loss_sum: float, n: int, skipped: int, train_time: float) -> None:
         """Rank 0: evaluate on dev, log, keep the best model, write last.pt and the curves."""
         nonlocal best, finished, finished_sched
-        hyps = decode_dataset(model, dev_ds, tc.max_frames, device)
-        scores = score(vocab, dev_refs, hyps)
+        scores = {}
+        if dev_refs:
+            scores = score(vocab, dev_refs, decode_dataset(model, dev_ds, tc.max_frames, device))
         row = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(n, 1),
@@ -421,15 +422,11 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
             "skipped_steps": skipped,
         }
         history.append(row)
+        dev_note = f" dev {metric} {100 * scores[metric]:.2f}%" if scores else ""
         log.info(
-            "epoch %d loss %.3f dev %s %.2f%% (%.0f s)",
-            epoch + 1,
-            row["train_loss"],
-            metric,
-            100 * scores[metric],
-            train_time,
+            "epoch %d loss %.3f%s (%.0f s)", epoch + 1, row["train_loss"], dev_note, train_time
         )
-        if scores[metric] < best:
+        if scores and scores[metric] < best:
             best = scores[metric]
             recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
         if tc.average_last > 1:
@@ -485,8 +482,10 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         if is_main:
             save_last(finished, finished_sched)
         raise
-    if is_main and not (out / "best.pt").exists():
-        recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
+    if is_main and (not dev_refs or not (out / "best.pt").exists()):
+        # Without a dev set the model to use is simply the last one.
+        meta = {"dev_error": best} if dev_refs else {}
+        recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, **meta)
     if is_main and len(recent) > 1:
         meta = {**extra_meta, "epoch": history[-1]["epoch"]}
         _save_average(list(recent), recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
@@ -508,16 +507,23 @@ def _save_average(
     meta: dict[str, Any],
 ) -> None:
     """Average the last epochs' ``states`` into ``averaged.pt``, which becomes
-    ``best.pt`` if its dev error is below ``best``. ``meta`` goes into the model
-    file; its ``epoch`` is the number of the epoch the last state is from."""
+    ``best.pt`` if its dev error is below ``best`` (always, without a dev set).
+    ``meta`` goes into the model file; its ``epoch`` is the number of the epoch
+    the last state is from."""
     avg = copy.deepcopy(recognizer.model)
     avg.load_state_dict(average_states(states))
     averaged = Recognizer(recognizer.frontend, avg, recognizer.vocab)
-    metric = UNIT_METRICS[averaged.vocab.unit][0]
-    err = score(averaged.vocab, dev_refs, decode_dataset(avg, dev_ds, tc.max_frames, device))
     last = meta["epoch"]
     span = f"{last - len(states) + 1}-{last}"
-    meta = {**meta, "dev_error": err[metric], "averaged_epochs": span}
+    meta = {**meta, "averaged_epochs": span}
+    if not dev_refs:
+        averaged.save(out / "averaged.pt", **meta)
+        averaged.save(out / "best.pt", **meta)
+        log.info("average of epochs %s (no dev set): it becomes best.pt", span)
+        return
+    metric = UNIT_METRICS[averaged.vocab.unit][0]
+    err = score(averaged.vocab, dev_refs, decode_dataset(avg, dev_ds, tc.max_frames, device))
+    meta["dev_error"] = err[metric]
     averaged.save(out / "averaged.pt", **meta)
     better = err[metric] < best
     log.info(

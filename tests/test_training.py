@@ -1,6 +1,7 @@
 """End-to-end training on a handful of real recordings shipped with the repo."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,45 @@ def test_intermediate_ctc_and_checkpoint_averaging_in_training(tmp_path, caplog)
     ]
     chosen = torch.load(best, weights_only=True)
     assert chosen["dev_error"] == min([averaged["dev_error"]] + [h["dev_wer"] for h in history])
+
+
+def test_training_without_a_dev_set_keeps_the_average_of_the_last_epochs(tmp_path, caplog):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
+    cfg = _config(tmp_path, m, epochs=3, average_last=2)
+    cfg = replace(cfg, data=replace(cfg.data, dev="", dev_speakers=0))
+    with caplog.at_level("INFO"):
+        best = train(cfg)
+    assert "features for 3 train / 0 dev items" in caplog.text
+    assert "average of epochs 2-3 (no dev set)" in caplog.text
+    history = [
+        json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert not any(k.startswith("dev_") for h in history for k in h)
+    assert (tmp_path / "model" / "curves.png").stat().st_size > 0
+    chosen = torch.load(best, weights_only=True)
+    assert chosen["averaged_epochs"] == "2-3" and "dev_error" not in chosen
+    averaged = torch.load(tmp_path / "model" / "averaged.pt", weights_only=True)
+    for k, v in averaged["state_dict"].items():
+        assert torch.equal(chosen["state_dict"][k], v)
+    last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
+    assert any(not torch.equal(last["state_dict"][k], v) for k, v in chosen["state_dict"].items())
+
+
+def test_training_without_a_dev_set_and_no_average_keeps_the_last_epoch(tmp_path):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1)])
+    cfg = _config(tmp_path, m, epochs=2)
+    cfg = replace(cfg, data=replace(cfg.data, dev="", dev_speakers=0))
+    chosen = torch.load(train(cfg), weights_only=True)
+    last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
+    assert chosen["epoch"] == 2 and "dev_error" not in chosen
+    for k, v in last["state_dict"].items():
+        assert torch.equal(chosen["state_dict"][k], v)
+
+
+def test_negative_dev_speakers_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="dev_speakers"):
+        experiment_from_dict({"data": {"train": "m.jsonl", "dev_speakers": -1}})
 
 
 def test_intermediate_ctc_layer_must_lie_below_the_top(tmp_path):

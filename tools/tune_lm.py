@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     rec = Recognizer.load(args.model)
     unit = rec.vocab.unit
     metric = METRICS[UNIT_METRICS[unit][0]]
+    if args.dev_speakers < 1:
+        p.error("--dev-speakers must be at least 1: the LM weights are tuned on held-out speakers")
     rest, dev = split_by_speaker(read_manifest(args.train), args.dev_speakers, args.seed)
     write_manifest(out / "lm_train_part.jsonl", rest)
     print(f"dev: {len(dev)} items held out from {args.train}; LM data: {len(rest)} transcripts")

@@ -341,7 +341,12 @@ def batch_stream(
 def split_by_speaker(
     records: Sequence[Record], num_speakers: int, seed: int = 0
 ) -> tuple[list[Record], list[Record]]:
-    """Hold out ``num_speakers`` whole speakers (or items, when none is known) as a dev set."""
+    """Hold out ``num_speakers`` whole speakers (or items, when none is known) as a dev set.
+
+    ``num_speakers`` 0 holds out nothing: every record trains.
+    """
+    if num_speakers <= 0:
+        return list(records), []
     rng = random.Random(seed)
     speakers = sorted({r.speaker for r in records if r.speaker})
     if len(speakers) > num_speakers:
