@@ -482,13 +482,14 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         if is_main:
             save_last(finished, finished_sched)
         raise
-    if is_main and (not dev_refs or not (out / "best.pt").exists()):
+    if is_main and len(recent) > 1:
+        # With a dev set, best.pt exists once an epoch has run; without one, the average is it.
+        meta = {**extra_meta, "epoch": history[-1]["epoch"]}
+        _save_average(list(recent), recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
+    elif is_main and (not dev_refs or not (out / "best.pt").exists()):
         # Without a dev set the model to use is simply the last one.
         meta = {"dev_error": best} if dev_refs else {}
         recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, **meta)
-    if is_main and len(recent) > 1:
-        meta = {**extra_meta, "epoch": history[-1]["epoch"]}
-        _save_average(list(recent), recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
     if rt.env.enabled:
         digest = rt.check_replicas(model)
         log.info("weights identical on all %d ranks (sha256 %s)", rt.env.world_size, digest[:16])

@@ -63,14 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--embed", help="write a copy of the model with the tuned LM inside here")
     p.add_argument("--reuse", action="store_true", help="keep dev LMs already in --out")
     args = p.parse_args(argv)
+    if args.dev_speakers < 1:
+        p.error("--dev-speakers must be at least 1: the LM weights are tuned on held-out speakers")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rec = Recognizer.load(args.model)
     unit = rec.vocab.unit
     metric = METRICS[UNIT_METRICS[unit][0]]
-    if args.dev_speakers < 1:
-        p.error("--dev-speakers must be at least 1: the LM weights are tuned on held-out speakers")
     rest, dev = split_by_speaker(read_manifest(args.train), args.dev_speakers, args.seed)
     write_manifest(out / "lm_train_part.jsonl", rest)
     print(f"dev: {len(dev)} items held out from {args.train}; LM data: {len(rest)} transcripts")
