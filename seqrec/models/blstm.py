@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,11 @@ class ModelConfig:
     and train faster. In evaluation a batch norm is a fixed per-channel affine
     map, so batched outputs still equal per-item ones; in training its
     statistics include the zeroed padding of a batch, a small effect with
-    length-bucketed batches.
+    length-bucketed batches. ``recurrent_dropout`` drops hidden-to-hidden LSTM
+    weights in training (DropConnect, one mask per batch and direction, as in
+    AWD-LSTM): ``dropout`` only touches what flows between layers, this
+    regularises the recurrence itself. Inference and exported graphs are
+    unchanged by it.
     """
 
     input_dim: int
@@ -52,6 +57,7 @@ class ModelConfig:
     conv_norm: bool = False
     layer_norm: bool = False
     input_norm: bool = False
+    recurrent_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.frontend not in ("none", "stack", "conv"):
@@ -62,6 +68,8 @@ class ModelConfig:
             raise ValueError("subsample > 1 needs frontend 'stack' or 'conv'")
         if self.conv_depth < 1:
             raise ValueError("conv_depth must be at least 1")
+        if not 0.0 <= self.recurrent_dropout < 1.0:
+            raise ValueError("recurrent_dropout must be in [0, 1)")
 
 
 def lengths_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -84,8 +92,9 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 class ExactBiLSTMLayer(nn.Module):
     """One bidirectional LSTM layer whose outputs ignore padding exactly."""
 
-    def __init__(self, input_size: int, hidden: int) -> None:
+    def __init__(self, input_size: int, hidden: int, recurrent_dropout: float = 0.0) -> None:
         super().__init__()
+        self.recurrent_dropout = recurrent_dropout
         self.fwd = nn.LSTM(input_size, hidden, batch_first=True)
         self.bwd = nn.LSTM(input_size, hidden, batch_first=True)
         with torch.no_grad():
@@ -94,9 +103,17 @@ class ExactBiLSTMLayer(nn.Module):
             for lstm in (self.fwd, self.bwd):
                 lstm.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
 
+    def _run(self, lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.recurrent_dropout > 0:
+            # Swap in a dropped copy of the recurrent weights for this call only; the
+            # fused LSTM kernel still runs, and gradients reach the real weights.
+            w = nn.functional.dropout(lstm.weight_hh_l0, self.recurrent_dropout, training=True)
+            return functional_call(lstm, {"weight_hh_l0": w}, (x,))[0]
+        return lstm(x)[0]
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        out_f, _ = self.fwd(x)
-        out_b, _ = self.bwd(reverse_padded(x, lengths))
+        out_f = self._run(self.fwd, x)
+        out_b = self._run(self.bwd, reverse_padded(x, lengths))
         return torch.cat([out_f, reverse_padded(out_b, lengths)], dim=2)
 
 
@@ -191,7 +208,7 @@ class BiLSTMCTC(nn.Module):
         self.lstms = nn.ModuleList()
         self.norms = nn.ModuleList()
         for _ in range(cfg.layers):
-            self.lstms.append(ExactBiLSTMLayer(dim, cfg.hidden))
+            self.lstms.append(ExactBiLSTMLayer(dim, cfg.hidden, cfg.recurrent_dropout))
             dim = 2 * cfg.hidden
             self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
         self.dropout = nn.Dropout(cfg.dropout)

@@ -94,6 +94,31 @@ def test_config_validation():
         ModelConfig(input_dim=8, vocab_size=5, frontend="rnn")
     with pytest.raises(ValueError):
         ModelConfig(input_dim=8, vocab_size=5, frontend="conv", subsample=2, conv_depth=0)
+    with pytest.raises(ValueError):
+        ModelConfig(input_dim=8, vocab_size=5, recurrent_dropout=1.0)
+
+
+def test_recurrent_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_dim=6, vocab_size=5, hidden=8, layers=2, dropout=0.0)
+    plain = BiLSTMCTC(cfg)
+    dropped = BiLSTMCTC(ModelConfig(**{**cfg.__dict__, "recurrent_dropout": 0.5}))
+    dropped.load_state_dict(plain.state_dict())
+    x, lengths = torch.randn(3, 9, 6), torch.tensor([9, 6, 2])
+    ref, _ = plain.eval()(x, lengths)
+    out, _ = dropped.eval()(x, lengths)
+    torch.testing.assert_close(out, ref)  # inference: the weights as they are
+
+    lp, _ = dropped.train()(x, lengths)
+    assert not torch.allclose(lp, ref)
+    lp[0, 0].sum().backward()
+    layer = dropped.lstms[0].fwd
+    grad = layer.weight_hh_l0.grad
+    # The gradient reaches the stored weights, and only through the kept ones.
+    assert grad is not None and 0 < int((grad == 0).sum()) < grad.numel()
+    assert all(p.grad is not None for p in layer.parameters())
+    # The stored weights themselves are never overwritten by the dropped copy.
+    torch.testing.assert_close(layer.weight_hh_l0, plain.lstms[0].fwd.weight_hh_l0)
 
 
 @pytest.mark.gpu
