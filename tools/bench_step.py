@@ -15,22 +15,26 @@ autocast. ``--set`` changes the config for every model timed; each
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from seqrec.config import load_experiment
+from seqrec.distributed import Runtime
 from seqrec.features.frontend import build_frontend
 from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.recipe import add_key_values, parse_override
 
 
 def step_seconds(
-    mcfg: ModelConfig, batch: int, frames: int, amp: str, steps: int, warmup: int
+    mcfg: ModelConfig, batch: int, frames: int, rt: Runtime, steps: int, warmup: int
 ) -> float:
-    """Median seconds of one forward + backward + AdamW step on random features."""
+    """Median seconds of one forward + backward + AdamW step on random features,
+    under the training runtime's autocast."""
     torch.manual_seed(0)
     model = BiLSTMCTC(mcfg).train()
     opt = torch.optim.AdamW(model.parameters())
@@ -38,7 +42,7 @@ def step_seconds(
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+        with rt.autocast():
             lp, _ = model(x, lengths)
         opt.zero_grad(set_to_none=True)
         lp.float().mean().backward()
@@ -64,6 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print("command:", shlex.join([sys.executable, *sys.argv]))
     variants = [("config", None)] + [(f"{k}={v}", (k, v)) for k, v in args.compare]
     for name, change in variants:
         overrides = dict(args.overrides)
@@ -72,10 +77,11 @@ def main() -> None:
         exp = load_experiment(args.config, overrides)
         frontend = build_frontend(exp.data.modality, exp.features)
         mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=args.vocab, **exp.model)
-        s = step_seconds(mcfg, args.batch, args.frames, exp.train.amp, args.steps, args.warmup)
-        print(
-            f"{name}: {s:.3f} s per step ({args.batch} x {args.frames} frames, amp {exp.train.amp})"
-        )
+        # The training runtime decides the precision (bf16 falls back to float32 on a
+        # CPU without fast bf16 kernels), so the figure is the one a training would see.
+        rt = Runtime("cpu", exp.train.amp)
+        s = step_seconds(mcfg, args.batch, args.frames, rt, args.steps, args.warmup)
+        print(f"{name}: {s:.3f} s per step ({args.batch} x {args.frames} frames, amp {rt.amp})")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -102,7 +104,7 @@ def test_recurrent_dropout_acts_in_training_only():
     torch.manual_seed(0)
     cfg = ModelConfig(input_dim=6, vocab_size=5, hidden=8, layers=2, dropout=0.0)
     plain = BiLSTMCTC(cfg)
-    dropped = BiLSTMCTC(ModelConfig(**{**cfg.__dict__, "recurrent_dropout": 0.5}))
+    dropped = BiLSTMCTC(replace(cfg, recurrent_dropout=0.5))
     dropped.load_state_dict(plain.state_dict())
     x, lengths = torch.randn(3, 9, 6), torch.tensor([9, 6, 2])
     ref, _ = plain.eval()(x, lengths)
