@@ -287,7 +287,12 @@ def train(cfg: ExperimentConfig) -> Path:
     set_seed(tc.seed)
     rt = Runtime.from_environ(tc.device, tc.amp)
     try:
-        return _train(cfg, rt)
+        best = _train(cfg, rt)
+        # All ranks leave together: a rank that shuts gloo down while another is
+        # still finishing the last collective can abort (not after an error,
+        # where the other ranks may never arrive).
+        rt.barrier()
+        return best
     finally:
         rt.close()
 
