@@ -212,9 +212,11 @@ def test_intermediate_ctc_and_checkpoint_averaging_in_training(tmp_path, caplog)
     m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
     cfg = _config(tmp_path, m, epochs=4, inter_ctc_layers=[1], average_last=3)
     cfg.model["layers"] = 2
+    cfg.model["self_condition"] = [1]  # a TOML list; conditioned on the tapped layer
     with caplog.at_level("INFO"):
         best = train(cfg)
     assert "average of epochs 2-4" in caplog.text
+    assert Recognizer.load(best).model.cfg.self_condition == (1,)
     averaged = torch.load(tmp_path / "model" / "averaged.pt", weights_only=True)
     assert averaged["averaged_epochs"] == "2-4"
     history = [

@@ -41,7 +41,12 @@ class ModelConfig:
     weights in training (DropConnect, one mask per batch and direction, as in
     AWD-LSTM): ``dropout`` only touches what flows between layers, this
     regularises the recurrence itself. Inference and exported graphs are
-    unchanged by it.
+    unchanged by it. ``self_condition`` lists BiLSTM layers (1-based, below the
+    top one) whose output is conditioned on its own CTC posteriors
+    (self-conditioned CTC, Nozaki & Komatsu 2021): the shared output layer reads
+    the layer, and a linear map of the softmax is added back before the next
+    layer, so upper layers see what the lower ones would emit. It acts in
+    inference too; train it with intermediate CTC losses on the same layers.
     """
 
     input_dim: int
@@ -58,8 +63,17 @@ class ModelConfig:
     layer_norm: bool = False
     input_norm: bool = False
     recurrent_dropout: float = 0.0
+    self_condition: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        # TOML and older model files give lists; the frozen config keeps a tuple.
+        object.__setattr__(self, "self_condition", tuple(int(k) for k in self.self_condition))
+        for k in self.self_condition:
+            if not 1 <= k < self.layers:
+                raise ValueError(
+                    f"self_condition: layer {k} is not one of 1..{self.layers - 1} "
+                    f"(the BiLSTM layers below the top one of {self.layers})"
+                )
         if self.frontend not in ("none", "stack", "conv"):
             raise ValueError(f"unknown frontend {self.frontend!r}")
         if self.subsample < 1 or self.subsample & (self.subsample - 1):
@@ -213,6 +227,10 @@ class BiLSTMCTC(nn.Module):
             self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(dim, cfg.vocab_size)
+        # Self-conditioning: posteriors (V) back to the layer width, per layer.
+        self.condition = nn.ModuleDict(
+            {str(k): nn.Linear(cfg.vocab_size, dim) for k in cfg.self_condition}
+        )
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         s = self.cfg.subsample
@@ -245,8 +263,13 @@ class BiLSTMCTC(nn.Module):
         inter = []
         for k, (lstm, norm) in enumerate(zip(self.lstms, self.norms, strict=True), start=1):
             x = norm(lstm(self.dropout(x), lengths))
-            if k in taps:
-                inter.append(torch.log_softmax(self.out(self.dropout(x)), dim=-1))
+            cond = self.condition[str(k)] if str(k) in self.condition else None
+            if k in taps or cond is not None:
+                logits = self.out(self.dropout(x))
+                if k in taps:
+                    inter.append(torch.log_softmax(logits, dim=-1))
+                if cond is not None:
+                    x = x + cond(torch.softmax(logits, dim=-1))
         logits = self.out(self.dropout(x))
         if taps:
             return torch.log_softmax(logits, dim=-1), lengths, inter

@@ -24,6 +24,7 @@ def make_recognizer(
     seed: int = 0,
     input_norm: bool = False,
     conv_norm: bool = False,
+    self_condition: tuple[int, ...] = (),
     **features: Any,
 ) -> Recognizer:
     """A random tiny model; ``features`` are frontend settings."""
@@ -50,6 +51,7 @@ def make_recognizer(
         input_norm=input_norm,
         conv_norm=conv_norm,
         conv_depth=2 if conv_norm else 1,
+        self_condition=self_condition,
     )
     model = BiLSTMCTC(cfg).eval()
     with torch.no_grad():

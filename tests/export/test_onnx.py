@@ -47,7 +47,17 @@ def test_onnx_matches_torch_on_variable_length_batches(
     tmp_path, tiny, modality, frontend, subsample, input_norm, conv_norm
 ):
     rec = tiny(modality, frontend, subsample, input_norm=input_norm, conv_norm=conv_norm)
-    path = ox.export_onnx(rec, tmp_path / "m.onnx")
+    _assert_parity(rec, ox.export_onnx(rec, tmp_path / "m.onnx"))
+
+
+def test_onnx_matches_torch_with_self_conditioning(tmp_path, tiny):
+    rec = tiny("audio", "conv", 4, self_condition=(1,))
+    assert "1" in rec.model.condition
+    _assert_parity(rec, ox.export_onnx(rec, tmp_path / "m.onnx"))
+
+
+def _assert_parity(rec, path) -> None:
+    """The exported graph gives the model's log-probs, batched and item by item."""
     sess = ox.ort_session(path)
     gen = torch.Generator().manual_seed(1)
     # Lengths differ from the trace example's (37, 23), cover every residue, and include 1.

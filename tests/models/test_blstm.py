@@ -23,6 +23,7 @@ def test_reverse_padded_is_an_involution_and_keeps_padding():
         ("conv", 4, True, True, {}),
         ("conv", 2, False, False, {}),
         ("conv", 4, True, True, {"conv_norm": True, "conv_depth": 2}),
+        ("conv", 4, True, False, {"self_condition": (1,)}),
     ],
 )
 def test_batched_equals_per_item(frontend, subsample, layer_norm, input_norm, conv_extra):
@@ -98,6 +99,39 @@ def test_config_validation():
         ModelConfig(input_dim=8, vocab_size=5, frontend="conv", subsample=2, conv_depth=0)
     with pytest.raises(ValueError):
         ModelConfig(input_dim=8, vocab_size=5, recurrent_dropout=1.0)
+    with pytest.raises(ValueError, match="self_condition: layer 3"):
+        ModelConfig(input_dim=8, vocab_size=5, layers=3, self_condition=(3,))  # the top layer
+    with pytest.raises(ValueError, match="self_condition: layer 0"):
+        ModelConfig(input_dim=8, vocab_size=5, self_condition=(0,))
+    listed = ModelConfig(input_dim=8, vocab_size=5, self_condition=[1, 2])  # as TOML gives it
+    assert listed.self_condition == (1, 2)
+
+
+def test_self_condition_feeds_the_posteriors_to_the_next_layer():
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_dim=6, vocab_size=5, hidden=8, layers=3, dropout=0.0)
+    plain = BiLSTMCTC(cfg).eval()
+    cond = BiLSTMCTC(replace(cfg, self_condition=(2,))).eval()
+    assert set(cond.state_dict()) - set(plain.state_dict()) == {
+        "condition.2.weight",
+        "condition.2.bias",
+    }
+    cond.load_state_dict({**cond.state_dict(), **plain.state_dict()})
+    x, lengths = torch.randn(3, 9, 6), torch.tensor([9, 6, 2])
+    ref, _, (ref_inter,) = plain(x, lengths, taps=(2,))
+    out, _, (inter,) = cond(x, lengths, taps=(2,))
+    # Layer 2's own CTC output is unchanged; what layer 3 receives is not.
+    torch.testing.assert_close(inter, ref_inter)
+    assert not torch.allclose(out, ref)
+    # With the map zeroed, the model is the plain one again.
+    with torch.no_grad():
+        cond.condition["2"].weight.zero_()
+        cond.condition["2"].bias.zero_()
+    torch.testing.assert_close(cond(x, lengths)[0], ref)
+    # Its output (and so the loss) depends on the map: training reaches it.
+    cond.train()
+    cond(x, lengths)[0][0, 0].sum().backward()
+    assert cond.condition["2"].weight.grad.abs().sum() > 0
 
 
 def test_recurrent_dropout_acts_in_training_only():
