@@ -68,12 +68,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         # TOML and older model files give lists; the frozen config keeps a tuple.
         object.__setattr__(self, "self_condition", tuple(int(k) for k in self.self_condition))
-        for k in self.self_condition:
-            if not 1 <= k < self.layers:
-                raise ValueError(
-                    f"self_condition: layer {k} is not one of 1..{self.layers - 1} "
-                    f"(the BiLSTM layers below the top one of {self.layers})"
-                )
+        check_below_top(self.self_condition, self.layers, "self_condition")
         if self.frontend not in ("none", "stack", "conv"):
             raise ValueError(f"unknown frontend {self.frontend!r}")
         if self.subsample < 1 or self.subsample & (self.subsample - 1):
@@ -84,6 +79,16 @@ class ModelConfig:
             raise ValueError("conv_depth must be at least 1")
         if not 0.0 <= self.recurrent_dropout < 1.0:
             raise ValueError("recurrent_dropout must be in [0, 1)")
+
+
+def check_below_top(layer_numbers: Sequence[int], layers: int, where: str) -> None:
+    """Raise ``ValueError`` unless each 1-based number is a BiLSTM layer below the top one."""
+    for k in layer_numbers:
+        if not 1 <= k < layers:
+            raise ValueError(
+                f"{where}: layer {k} is not one of 1..{layers - 1} "
+                f"(the BiLSTM layers below the top one of {layers})"
+            )
 
 
 def lengths_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -238,13 +243,7 @@ class BiLSTMCTC(nn.Module):
 
     def check_taps(self, taps: Sequence[int], where: str = "intermediate CTC") -> None:
         """Raise ``ValueError`` unless every tap is a BiLSTM layer below the top one."""
-        n = self.cfg.layers
-        for k in taps:
-            if not 1 <= k < n:
-                raise ValueError(
-                    f"{where}: layer {k} is not one of 1..{n - 1} "
-                    f"(the BiLSTM layers below the top one of {n})"
-                )
+        check_below_top(taps, self.cfg.layers, where)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, taps: Sequence[int] = ()):
         """``feats (B, T, F)``, ``lengths (B,)`` -> ``log_probs (B, T', V)``, ``lengths (B,)``.
