@@ -64,6 +64,8 @@ class TrainConfig:
     rest. It regularises the lower layers and leaves the model file unchanged.
     ``average_last`` > 1 averages the weights of the last that many epochs when
     training ends; the average replaces ``best.pt`` when its dev error is lower.
+    ``tune_blank_shift`` then tries blank shifts of 0 to 4 on dev (see
+    ``ModelConfig.blank_shift``) and stores the best in ``best.pt``.
     """
 
     out_dir: str = "exp/model"
@@ -91,6 +93,7 @@ class TrainConfig:
     inter_ctc_layers: tuple[int, ...] = ()
     inter_ctc_weight: float = 0.3
     average_last: int = 0
+    tune_blank_shift: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.inter_ctc_weight < 1.0:

@@ -73,6 +73,26 @@ class Recognizer:
         return self.model(x, lengths.to(device))
 
     @torch.inference_mode()
+    def log_probs_each(
+        self,
+        feats: Sequence[torch.Tensor],
+        max_frames: int = 40000,
+        device: str | torch.device = "cpu",
+    ) -> list[torch.Tensor]:
+        """Per-item log-probs ``(T'_i, V)`` (on the CPU, in input order), run in
+        length-sorted batches of at most ``max_frames`` padded input frames."""
+        from seqrec.data.loader import FrameBudgetSampler
+
+        out: list[torch.Tensor] = [torch.empty(0)] * len(feats)
+        sampler = FrameBudgetSampler([f.shape[0] for f in feats], max_frames, shuffle=False)
+        for idx in sampler:
+            lp, lengths = self.log_probs([feats[i] for i in idx], device)
+            lp = lp.cpu()
+            for k, (i, n) in enumerate(zip(idx, lengths.tolist(), strict=True)):
+                out[i] = lp[k, :n]
+        return out
+
+    @torch.inference_mode()
     def decode_features(
         self, feats: Sequence[torch.Tensor], device: str | torch.device = "cpu"
     ) -> list[tuple[str, float]]:

@@ -64,20 +64,39 @@ def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
     return keep
 
 
+def _forward_batches(model: BiLSTMCTC, ds: FeatureDataset, max_frames: int, device: torch.device):
+    """``(item indices, log-probs (B, T', V), lengths (B,))`` per length-sorted batch
+    of ``ds``; call it under ``torch.inference_mode()``."""
+    model.eval()
+    lengths = [ds.raw_features(i).shape[0] for i in range(len(ds))]
+    for idx in FrameBudgetSampler(lengths, max_frames, shuffle=False):
+        b = collate([ds[i] for i in idx])
+        lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
+        yield idx, lp, ol
+
+
+def dataset_log_probs(
+    model: BiLSTMCTC, ds: FeatureDataset, max_frames: int, device: torch.device
+) -> list[torch.Tensor]:
+    """Per-item ``(T'_i, V)`` float log-probs of every item of ``ds`` (CPU, dataset order)."""
+    out: list[torch.Tensor] = [torch.empty(0)] * len(ds)
+    with torch.inference_mode():
+        for idx, lp, ol in _forward_batches(model, ds, max_frames, device):
+            lp = lp.float().cpu()
+            for k, (i, n) in enumerate(zip(idx, ol.tolist(), strict=True)):
+                out[i] = lp[k, :n]
+    return out
+
+
 def decode_dataset(
     model: BiLSTMCTC, ds: FeatureDataset, max_frames: int, device: torch.device
 ) -> list[list[int]]:
     """Greedy id sequences for every item of ``ds`` (in dataset order)."""
     from seqrec.decoders.greedy import greedy_decode
 
-    model.eval()
-    lengths = [ds.raw_features(i).shape[0] for i in range(len(ds))]
-    sampler = FrameBudgetSampler(lengths, max_frames, shuffle=False)
     hyps: list[list[int]] = [[] for _ in range(len(ds))]
     with torch.inference_mode():
-        for idx in sampler:
-            b = collate([ds[i] for i in idx])
-            lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
+        for idx, lp, ol in _forward_batches(model, ds, max_frames, device):
             for i, h in zip(idx, greedy_decode(lp, ol)[0], strict=True):
                 hyps[i] = h
     return hyps
@@ -315,6 +334,12 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         vocab = Vocabulary.from_dict(base["vocab"])
         frontend = frontend_from_dict(base["frontend"])
         mcfg = ModelConfig(**base["model_config"])
+        if mcfg.blank_shift:
+            # Training is always unshifted; train.tune_blank_shift sets it again at the end.
+            log.info(
+                "%s: its blank shift %g is not trained through", tc.init_from, mcfg.blank_shift
+            )
+            mcfg = replace(mcfg, blank_shift=0.0)
         if resume_payload is None and "dropout" in cfg.model:
             mcfg = replace(mcfg, dropout=cfg.model["dropout"])
     else:
@@ -346,6 +371,11 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     if base is None:
         if frontend.needs_stats:
             frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
+        if "blank_shift" in cfg.model:
+            raise ValueError(
+                "model.blank_shift is set after training from dev (train.tune_blank_shift), "
+                "not trained through"
+            )
         mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(vocab), **cfg.model)
     model = BiLSTMCTC(mcfg)
     if base is not None:
@@ -495,6 +525,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         # Without a dev set the model to use is simply the last one.
         meta = {"dev_error": best} if dev_refs else {}
         recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, **meta)
+    if is_main and dev_refs and tc.tune_blank_shift:
+        # One dev pass and a sweep of cheap comparisons; other ranks wait below.
+        _tune_blank_shift(out / "best.pt", dev_ds, dev_refs, tc, device)
     if rt.env.enabled:
         digest = rt.check_replicas(model)
         log.info("weights identical on all %d ranks (sha256 %s)", rt.env.world_size, digest[:16])
@@ -542,6 +575,39 @@ def _save_average(
     )
     if better:
         averaged.save(out / "best.pt", **meta)
+
+
+def _tune_blank_shift(
+    path: Path, dev_ds: FeatureDataset, dev_refs: list[str], tc: TrainConfig, device: torch.device
+) -> None:
+    """Store in ``path`` the blank shift with the lowest greedy dev error (0: none),
+    with the dev error of every shift tried. The sweep always starts from the
+    unshifted model, so a resumed run that tunes again gets the same result."""
+    from seqrec.decoders.greedy import best_blank_shift, blank_shift_errors
+
+    payload = load_checkpoint(path)
+    payload["model_config"] = {**payload["model_config"], "blank_shift": 0.0}
+    rec = Recognizer.from_payload(payload)
+    rec.model.to(device)
+    errors = blank_shift_errors(
+        dataset_log_probs(rec.model, dev_ds, tc.max_frames, device), dev_refs, rec.vocab
+    )
+    shift = best_blank_shift(errors)
+    table = ", ".join(f"{s:g}: {100 * e:.2f}%" for s, e in errors.items())
+    log.info("blank shift on dev: %s; best %g", table, shift)
+    payload["model_config"]["blank_shift"] = shift
+    payload.update(blank_shift_record(errors, shift))
+    save_checkpoint(path, payload)
+
+
+def blank_shift_record(errors: dict[float, float], shift: float) -> dict[str, Any]:
+    """Model-file entries for a tuned blank shift: ``dev_error`` becomes the shifted
+    model's, ``dev_error_unshifted`` keeps the plain one."""
+    return {
+        "blank_shift_dev_errors": {f"{s:g}": e for s, e in errors.items()},
+        "dev_error": errors[shift],
+        "dev_error_unshifted": errors[0.0],
+    }
 
 
 class _Featurize:

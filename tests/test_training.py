@@ -269,3 +269,64 @@ def test_intermediate_ctc_layer_must_lie_below_the_top(tmp_path):
     m = _manifest(tmp_path, [(3, "jackson", 0)])
     with pytest.raises(ValueError, match="inter_ctc_layers"):
         train(_config(tmp_path, m, epochs=1, inter_ctc_layers=[1]))  # one layer: nothing below
+
+
+def test_blank_shift_is_tuned_on_dev_after_training(tmp_path, caplog):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
+    cfg = _config(tmp_path, m, epochs=3, tune_blank_shift=True)
+    with caplog.at_level("INFO"):
+        best = train(cfg)
+    assert "blank shift on dev: 0: " in caplog.text
+    chosen = torch.load(best, weights_only=True)
+    shift = chosen["model_config"]["blank_shift"]
+    errors = chosen["blank_shift_dev_errors"]
+    assert len(errors) == 17 and chosen["dev_error_unshifted"] == errors["0"]
+    assert chosen["dev_error"] == errors[f"{shift:g}"] == min(errors.values())
+    # The stored shift is what decoding uses: the dev manifest scores as tuned.
+    assert Recognizer.load(best).model.cfg.blank_shift == shift
+    assert evaluate(best, m)["wer"] == pytest.approx(chosen["dev_error"])
+    # A run resumed after the end tunes again from the unshifted model: same result.
+    train(cfg)
+    again = torch.load(best, weights_only=True)
+    assert again["model_config"]["blank_shift"] == shift
+    assert again["blank_shift_dev_errors"] == errors
+
+
+def test_blank_shift_is_not_a_training_setting(tmp_path):
+    m = _manifest(tmp_path, [(3, "jackson", 0)])
+    cfg = _config(tmp_path, m, epochs=1)
+    cfg.model["blank_shift"] = 1.0
+    with pytest.raises(ValueError, match="tune_blank_shift"):
+        train(cfg)
+
+
+def test_tune_blank_tool_shifts_a_trained_model_on_held_out_speakers(tmp_path, capsys):
+    import importlib.util
+
+    from seqrec.data.loader import split_by_speaker
+    from seqrec.data.manifest import read_manifest
+
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
+    best = train(_config(tmp_path, m, epochs=3))
+    spec = importlib.util.spec_from_file_location(
+        "tune_blank", Path(__file__).parents[1] / "tools" / "tune_blank.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "shifted.pt"
+    with pytest.raises(SystemExit):  # this model was selected on a dev manifest: say which
+        tool.main([str(best), str(m), "--out", str(out)])
+    assert "pass it with --dev" in capsys.readouterr().err
+    _, dev = split_by_speaker(read_manifest(m), 1, 0)
+    write_manifest(tmp_path / "dev.jsonl", dev)
+    tool.main([str(best), str(m), "--out", str(out), "--dev", str(tmp_path / "dev.jsonl")])
+    assert "best: " in capsys.readouterr().out
+    shifted = torch.load(out, weights_only=True)
+    shift = shifted["model_config"]["blank_shift"]
+    assert evaluate(out, tmp_path / "dev.jsonl")["wer"] == pytest.approx(shifted["dev_error"])
+    # Tuning the shifted file again starts from its unshifted output: the same shift.
+    again = tmp_path / "again.pt"
+    tool.main([str(out), str(m), "--out", str(again), "--dev", str(tmp_path / "dev.jsonl")])
+    twice = torch.load(again, weights_only=True)
+    assert twice["model_config"]["blank_shift"] == shift
+    assert twice["blank_shift_dev_errors"] == shifted["blank_shift_dev_errors"]

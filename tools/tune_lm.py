@@ -36,15 +36,9 @@ from seqrec.metrics import METRICS, UNIT_METRICS  # noqa: E402
 from seqrec.recognizer import Recognizer  # noqa: E402
 
 
-def dev_log_probs(rec: Recognizer, records, batch: int = 16):
-    feats = [rec.frontend(r.path) for r in records]
-    out = [None] * len(feats)
-    order = sorted(range(len(feats)), key=lambda i: feats[i].shape[0])
-    for start in range(0, len(order), batch):
-        idx = order[start : start + batch]
-        lp, lengths = rec.log_probs([feats[i] for i in idx])
-        for k, i in enumerate(idx):
-            out[i] = lp[k, : lengths[k]]
+def dev_log_probs(rec: Recognizer, records):
+    """Padded ``(B, T', V)`` log-probs and ``(B,)`` lengths of ``records``."""
+    out = rec.log_probs_each([rec.frontend(r.path) for r in records])
     lengths = torch.tensor([x.shape[0] for x in out])
     return torch.nn.utils.rnn.pad_sequence(out, batch_first=True), lengths
 

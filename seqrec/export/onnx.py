@@ -591,12 +591,15 @@ def _source_info(path: str | os.PathLike | None, rec: Recognizer) -> dict[str, A
 
 
 def weights_sha256(rec: Recognizer) -> str:
-    """A digest of the model's weights (names, shapes and values), as its identity."""
+    """A digest of the model's weights (names, shapes and values) and of its blank
+    shift when it has one (it changes the output but is no weight), as its identity."""
     h = hashlib.sha256()
     for name, t in sorted(rec.model.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    if rec.model.cfg.blank_shift:
+        h.update(f"blank_shift={rec.model.cfg.blank_shift!r}".encode())
     return h.hexdigest()
 
 

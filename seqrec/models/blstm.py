@@ -11,12 +11,15 @@ Batched outputs therefore equal per-item outputs, at padded-batch speed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call
+
+from seqrec.vocab import BLANK_ID
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class ModelConfig:
     input_norm: bool = False
     recurrent_dropout: float = 0.0
     self_condition: tuple[int, ...] = ()
+    blank_shift: float = 0.0
 
     def __post_init__(self) -> None:
         # TOML and older model files give lists; the frozen config keeps a tuple.
@@ -79,6 +83,9 @@ class ModelConfig:
             raise ValueError("conv_depth must be at least 1")
         if not 0.0 <= self.recurrent_dropout < 1.0:
             raise ValueError("recurrent_dropout must be in [0, 1)")
+        object.__setattr__(self, "blank_shift", float(self.blank_shift))
+        if not math.isfinite(self.blank_shift):
+            raise ValueError(f"blank_shift must be a finite number, got {self.blank_shift}")
 
 
 def check_below_top(layer_numbers: Sequence[int], layers: int, where: str) -> None:
@@ -232,6 +239,10 @@ class BiLSTMCTC(nn.Module):
             self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(dim, cfg.vocab_size)
+        # Not in the state dict: the config (saved with the model) holds the value.
+        shift = torch.zeros(cfg.vocab_size)
+        shift[BLANK_ID] = cfg.blank_shift
+        self.register_buffer("blank_shift", shift if cfg.blank_shift else None, persistent=False)
         # Self-conditioning: posteriors (V) back to the layer width, per layer.
         self.condition = nn.ModuleDict(
             {str(k): nn.Linear(cfg.vocab_size, dim) for k in cfg.self_condition}
@@ -270,6 +281,8 @@ class BiLSTMCTC(nn.Module):
                 if cond is not None:
                     x = x + cond(torch.softmax(logits, dim=-1))
         logits = self.out(self.dropout(x))
+        if self.blank_shift is not None:
+            logits = logits - self.blank_shift
         if taps:
             return torch.log_softmax(logits, dim=-1), lengths, inter
         return torch.log_softmax(logits, dim=-1), lengths

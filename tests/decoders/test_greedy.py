@@ -1,6 +1,7 @@
 import torch
 
-from seqrec.decoders.greedy import greedy_decode
+from seqrec.decoders.greedy import best_blank_shift, blank_shift_errors, greedy_decode
+from seqrec.vocab import Vocabulary
 
 
 def _lp(frames, vocab=4):
@@ -36,3 +37,18 @@ def test_best_path_score_matches_ctc_loss_when_single_alignment_dominates():
         lp[:, None], torch.tensor([[1, 2]]), torch.tensor([3]), torch.tensor([2]), reduction="sum"
     )
     assert torch.allclose(-loss, scores[0], atol=1e-6)
+
+
+def test_blank_shift_sweep_recovers_tokens_that_blank_narrowly_beats():
+    vocab = Vocabulary(("<blank>", "a", "b", "c"), "phone")
+    # Frame 1: blank 0.5 nats above "b"; frame 3: "c" clearly best.
+    x = torch.full((5, 4), -6.0)
+    x[0, 0], x[1, 0], x[1, 2], x[2, 0], x[3, 3], x[4, 0] = 0.0, 0.5, 0.0, 0.0, 2.0, 0.0
+    lp = torch.log_softmax(x, -1)
+    errors = blank_shift_errors([lp, lp[:4]], ["b c", "b c"], vocab, shifts=(0.0, 0.25, 1.0, 9.0))
+    assert errors[0.0] == 0.5  # "b" deleted in both
+    assert errors[0.25] == 0.5  # not enough
+    assert errors[1.0] == 0.0
+    assert errors[9.0] > 0  # blank never wins: tied frames emit the first token, inserted
+    assert best_blank_shift(errors) == 1.0
+    assert best_blank_shift({0.0: 0.2, 0.5: 0.1, 1.0: 0.1}) == 0.5

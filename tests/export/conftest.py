@@ -25,6 +25,7 @@ def make_recognizer(
     input_norm: bool = False,
     conv_norm: bool = False,
     self_condition: tuple[int, ...] = (),
+    blank_shift: float = 0.0,
     **features: Any,
 ) -> Recognizer:
     """A random tiny model; ``features`` are frontend settings."""
@@ -52,6 +53,7 @@ def make_recognizer(
         conv_norm=conv_norm,
         conv_depth=2 if conv_norm else 1,
         self_condition=self_condition,
+        blank_shift=blank_shift,
     )
     model = BiLSTMCTC(cfg).eval()
     with torch.no_grad():

@@ -56,6 +56,12 @@ def test_onnx_matches_torch_with_self_conditioning(tmp_path, tiny):
     _assert_parity(rec, ox.export_onnx(rec, tmp_path / "m.onnx"))
 
 
+def test_onnx_matches_torch_with_a_blank_shift(tmp_path, tiny):
+    rec = tiny("audio", "conv", 4, blank_shift=1.5)
+    assert rec.model.blank_shift is not None
+    _assert_parity(rec, ox.export_onnx(rec, tmp_path / "m.onnx"))
+
+
 def _assert_parity(rec, path) -> None:
     """The exported graph gives the model's log-probs, batched and item by item."""
     sess = ox.ort_session(path)

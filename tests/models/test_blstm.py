@@ -1,5 +1,6 @@
 from dataclasses import replace
 
+import editdistance
 import pytest
 import torch
 
@@ -132,6 +133,60 @@ def test_self_condition_feeds_the_posteriors_to_the_next_layer():
     cond.train()
     cond(x, lengths)[0][0, 0].sum().backward()
     assert cond.condition["2"].weight.grad.abs().sum() > 0
+
+
+def test_blank_shift_lowers_the_final_blank_logit_only():
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_dim=6, vocab_size=5, hidden=8, layers=2, dropout=0.0)
+    plain = BiLSTMCTC(cfg).eval()
+    shifted = BiLSTMCTC(replace(cfg, blank_shift=1.25)).eval()
+    # The value lives in the config: same state dict, so older files still load.
+    assert set(shifted.state_dict()) == set(plain.state_dict())
+    shifted.load_state_dict(plain.state_dict())
+    x, lengths = torch.randn(3, 9, 6), torch.tensor([9, 6, 2])
+    ref, _, (ref_inter,) = plain(x, lengths, taps=(1,))
+    out, _, (inter,) = shifted(x, lengths, taps=(1,))
+    want = ref.clone()
+    want[..., 0] -= 1.25
+    torch.testing.assert_close(out, torch.log_softmax(want, dim=-1))
+    torch.testing.assert_close(inter, ref_inter)  # intermediate CTC outputs are untouched
+    assert not torch.allclose(out, ref)
+
+
+def test_blank_shift_sweep_scores_what_a_shifted_model_decodes():
+    from seqrec.decoders.greedy import blank_shift_errors, greedy_decode
+    from seqrec.vocab import Vocabulary
+
+    torch.manual_seed(0)
+    vocab = Vocabulary(("<blank>", "a", "b", "c", "d"), "phone")
+    cfg = ModelConfig(input_dim=6, vocab_size=5, hidden=8, layers=2, dropout=0.0)
+    model = BiLSTMCTC(cfg).eval()
+    with torch.no_grad():
+        model.out.weight.mul_(8.0)  # peaky outputs, as after training
+    x, lengths = torch.randn(6, 40, 6), torch.tensor([40, 33, 27, 20, 12, 5])
+
+    def texts(m):
+        with torch.no_grad():
+            lp, ol = m(x, lengths)
+        return [vocab.decode(h) for h in greedy_decode(lp, ol)[0]], lp, ol
+
+    refs, _, _ = texts(model)  # what the model says unshifted is the reference
+    with torch.no_grad():
+        model.out.bias[0] += 1.5  # a model that emits blank 1.5 nats too readily
+    _, lp, ol = texts(model)
+    errors = blank_shift_errors([lp[i, :n] for i, n in enumerate(ol.tolist())], refs, vocab)
+    assert errors[0.0] > 0 and errors[1.5] == 0.0
+    for shift in (0.5, 1.5, 3.0):  # the sweep's figure is the shifted model's own
+        shifted = BiLSTMCTC(replace(cfg, blank_shift=shift)).eval()
+        shifted.load_state_dict(model.state_dict())
+        hyps = texts(shifted)[0]
+        err = sum(editdistance.eval(r.split(), h.split()) for r, h in zip(refs, hyps, strict=True))
+        assert errors[shift] == pytest.approx(err / sum(len(r.split()) for r in refs))
+
+
+def test_blank_shift_must_be_finite():
+    with pytest.raises(ValueError, match="blank_shift"):
+        ModelConfig(input_dim=6, vocab_size=5, blank_shift=float("nan"))
 
 
 def test_recurrent_dropout_acts_in_training_only():
