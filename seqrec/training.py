@@ -64,39 +64,20 @@ def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
     return keep
 
 
-def _forward_batches(model: BiLSTMCTC, ds: FeatureDataset, max_frames: int, device: torch.device):
-    """``(item indices, log-probs (B, T', V), lengths (B,))`` per length-sorted batch
-    of ``ds``; call it under ``torch.inference_mode()``."""
-    model.eval()
-    lengths = [ds.raw_features(i).shape[0] for i in range(len(ds))]
-    for idx in FrameBudgetSampler(lengths, max_frames, shuffle=False):
-        b = collate([ds[i] for i in idx])
-        lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
-        yield idx, lp, ol
-
-
-def dataset_log_probs(
-    model: BiLSTMCTC, ds: FeatureDataset, max_frames: int, device: torch.device
-) -> list[torch.Tensor]:
-    """Per-item ``(T'_i, V)`` float log-probs of every item of ``ds`` (CPU, dataset order)."""
-    out: list[torch.Tensor] = [torch.empty(0)] * len(ds)
-    with torch.inference_mode():
-        for idx, lp, ol in _forward_batches(model, ds, max_frames, device):
-            lp = lp.float().cpu()
-            for k, (i, n) in enumerate(zip(idx, ol.tolist(), strict=True)):
-                out[i] = lp[k, :n]
-    return out
-
-
 def decode_dataset(
     model: BiLSTMCTC, ds: FeatureDataset, max_frames: int, device: torch.device
 ) -> list[list[int]]:
     """Greedy id sequences for every item of ``ds`` (in dataset order)."""
     from seqrec.decoders.greedy import greedy_decode
 
+    model.eval()
+    lengths = [ds.raw_features(i).shape[0] for i in range(len(ds))]
+    sampler = FrameBudgetSampler(lengths, max_frames, shuffle=False)
     hyps: list[list[int]] = [[] for _ in range(len(ds))]
     with torch.inference_mode():
-        for idx, lp, ol in _forward_batches(model, ds, max_frames, device):
+        for idx in sampler:
+            b = collate([ds[i] for i in idx])
+            lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
             for i, h in zip(idx, greedy_decode(lp, ol)[0], strict=True):
                 hyps[i] = h
     return hyps
@@ -583,31 +564,39 @@ def _tune_blank_shift(
     """Store in ``path`` the blank shift with the lowest greedy dev error (0: none),
     with the dev error of every shift tried. The sweep always starts from the
     unshifted model, so a resumed run that tunes again gets the same result."""
-    from seqrec.decoders.greedy import best_blank_shift, blank_shift_errors
+    from seqrec.decoders.greedy import blank_shift_errors
 
     payload = load_checkpoint(path)
-    payload["model_config"] = {**payload["model_config"], "blank_shift": 0.0}
-    rec = Recognizer.from_payload(payload)
+    rec = unshifted_recognizer(payload)
     rec.model.to(device)
-    errors = blank_shift_errors(
-        dataset_log_probs(rec.model, dev_ds, tc.max_frames, device), dev_refs, rec.vocab
-    )
-    shift = best_blank_shift(errors)
+    feats = [dev_ds[i][0] for i in range(len(dev_ds))]  # normalised, unaugmented
+    lps = rec.log_probs_each(feats, tc.max_frames, device)
+    errors = blank_shift_errors(lps, dev_refs, rec.vocab)
+    shift = store_blank_shift(payload, errors)
     table = ", ".join(f"{s:g}: {100 * e:.2f}%" for s, e in errors.items())
     log.info("blank shift on dev: %s; best %g", table, shift)
-    payload["model_config"]["blank_shift"] = shift
-    payload.update(blank_shift_record(errors, shift))
     save_checkpoint(path, payload)
 
 
-def blank_shift_record(errors: dict[float, float], shift: float) -> dict[str, Any]:
-    """Model-file entries for a tuned blank shift: ``dev_error`` becomes the shifted
-    model's, ``dev_error_unshifted`` keeps the plain one."""
-    return {
-        "blank_shift_dev_errors": {f"{s:g}": e for s, e in errors.items()},
-        "dev_error": errors[shift],
-        "dev_error_unshifted": errors[0.0],
-    }
+def unshifted_recognizer(payload: dict[str, Any]) -> Recognizer:
+    """The recogniser of a model file's ``payload`` without its blank shift."""
+    return Recognizer.from_payload(
+        {**payload, "model_config": {**payload["model_config"], "blank_shift": 0.0}}
+    )
+
+
+def store_blank_shift(payload: dict[str, Any], errors: dict[float, float]) -> float:
+    """Put the best shift of a dev sweep into a model file's ``payload`` and return it:
+    ``dev_error`` becomes the shifted model's, ``dev_error_unshifted`` keeps the
+    plain one, ``blank_shift_dev_errors`` holds every shift's."""
+    from seqrec.decoders.greedy import best_blank_shift
+
+    shift = best_blank_shift(errors)
+    payload["model_config"] = {**payload["model_config"], "blank_shift": shift}
+    payload["blank_shift_dev_errors"] = {f"{s:g}": e for s, e in errors.items()}
+    payload["dev_error"] = errors[shift]
+    payload["dev_error_unshifted"] = errors[0.0]
+    return shift
 
 
 class _Featurize:

@@ -29,9 +29,8 @@ sys.path.insert(0, str(ROOT))
 from seqrec.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from seqrec.data.loader import split_by_speaker  # noqa: E402
 from seqrec.data.manifest import read_manifest  # noqa: E402
-from seqrec.decoders.greedy import best_blank_shift, blank_shift_errors  # noqa: E402
-from seqrec.recognizer import Recognizer  # noqa: E402
-from seqrec.training import blank_shift_record  # noqa: E402
+from seqrec.decoders.greedy import blank_shift_errors  # noqa: E402
+from seqrec.training import store_blank_shift, unshifted_recognizer  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,17 +60,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"dev: {len(dev)} items of {speakers} speakers held out from {args.train}")
     if not dev:
         p.error("the dev set is empty")
-    payload["model_config"] = {**payload["model_config"], "blank_shift": 0.0}
-    rec = Recognizer.from_payload(payload)
+    rec = unshifted_recognizer(payload)
     lps = rec.log_probs_each([rec.frontend(r.path) for r in dev])
     errors = blank_shift_errors(lps, [r.text for r in dev], rec.vocab)
     for shift, err in errors.items():
         print(f"blank shift {shift:.2f}: dev {100 * err:.2f} %")
-    shift = best_blank_shift(errors)
+    shift = store_blank_shift(payload, errors)
     best, plain = 100 * errors[shift], 100 * errors[0.0]
     print(f"best: {shift:.2f} (dev {best:.2f} %, unshifted {plain:.2f} %)")
-    payload["model_config"]["blank_shift"] = shift
-    payload.update(blank_shift_record(errors, shift))
     save_checkpoint(args.out, payload)
     print(f"{args.out}: the model with blank shift {shift:.2f}")
 
