@@ -220,7 +220,14 @@ class Runtime:
 
         Raises ``RuntimeError`` when the replicas have drifted apart, which would
         mean that rank 0's checkpoint is not what the other ranks trained.
+        Buffers (batch norm's running statistics) are first copied from rank 0:
+        each rank updates them on its own batches, and DDP makes every rank take
+        rank 0's at the start of each forward pass, so rank 0's are the model's.
         """
+        if self.env.enabled:
+            with torch.no_grad():
+                for buf in model.buffers():
+                    dist.broadcast(buf, src=0)
         digest = weights_digest(model)
         if self.env.enabled:
             seen: list[str | None] = [None] * self.env.world_size
