@@ -224,6 +224,36 @@ def _load_split(cfg: ExperimentConfig) -> tuple[list[Record], list[Record]]:
     return split_by_speaker(train, cfg.data.dev_speakers, cfg.train.seed)
 
 
+def held_out_split(
+    payload: dict[str, Any],
+    train_manifest: str | Path,
+    dev_manifest: str | Path | None = None,
+    dev_speakers: int | None = None,
+    seed: int | None = None,
+) -> tuple[list[Record], list[Record]]:
+    """``(rest of train, dev)``: the dev data a trained model's selection used.
+
+    ``dev_manifest`` given: all of train and that manifest. Otherwise the
+    speakers (or writers) cut from ``train_manifest`` with the model file's own
+    ``data.dev_speakers`` and ``train.seed``, or the ones given. Raises
+    ``ValueError`` when the model was selected on a separate dev manifest that
+    is not given, or trained with no dev split and none is given.
+    """
+    trained = json.loads(payload.get("experiment", "{}"))
+    data, tc = trained.get("data", {}), trained.get("train", {})
+    train = read_manifest(train_manifest)
+    if dev_manifest:
+        return train, read_manifest(dev_manifest)
+    if data.get("dev") and dev_speakers is None:
+        raise ValueError(f"the model was selected on {data['dev']}: pass that dev manifest")
+    speakers = dev_speakers if dev_speakers is not None else data.get("dev_speakers")
+    if not speakers:
+        raise ValueError(
+            "the model trained with no dev split: pass the number of dev speakers or a dev manifest"
+        )
+    return split_by_speaker(train, speakers, seed if seed is not None else tc.get("seed", 0))
+
+
 def _prepare_features(
     train_ds: FeatureDataset,
     dev_ds: FeatureDataset,

@@ -316,7 +316,7 @@ def test_tune_blank_tool_shifts_a_trained_model_on_held_out_speakers(tmp_path, c
     out = tmp_path / "shifted.pt"
     with pytest.raises(SystemExit):  # this model was selected on a dev manifest: say which
         tool.main([str(best), str(m), "--out", str(out)])
-    assert "pass it with --dev" in capsys.readouterr().err
+    assert "pass that dev manifest" in capsys.readouterr().err
     _, dev = split_by_speaker(read_manifest(m), 1, 0)
     write_manifest(tmp_path / "dev.jsonl", dev)
     tool.main([str(best), str(m), "--out", str(out), "--dev", str(tmp_path / "dev.jsonl")])
@@ -330,3 +330,57 @@ def test_tune_blank_tool_shifts_a_trained_model_on_held_out_speakers(tmp_path, c
     twice = torch.load(again, weights_only=True)
     assert twice["model_config"]["blank_shift"] == shift
     assert twice["blank_shift_dev_errors"] == shifted["blank_shift_dev_errors"]
+
+
+def test_held_out_split_follows_the_model_files_own_dev_setting(tmp_path):
+    from seqrec.data.loader import split_by_speaker
+    from seqrec.data.manifest import read_manifest
+    from seqrec.training import held_out_split
+
+    speakers = ["george", "jackson", "nicolas", "theo", "yweweler"]
+    m = _manifest(tmp_path, [(d, s, t) for d in (0, 1) for s in speakers for t in (0, 1)])
+    recs = read_manifest(m)
+
+    def payload(data, seed=3):
+        return {"experiment": json.dumps({"data": data, "train": {"seed": seed}})}
+
+    rest, dev = held_out_split(payload({"dev_speakers": 2}), m)
+    assert (rest, dev) == split_by_speaker(recs, 2, 3)
+    assert len({r.speaker for r in dev}) == 2
+    assert not {r.speaker for r in dev} & {r.speaker for r in rest}
+    # Explicit settings win over the model file's.
+    assert held_out_split(payload({"dev_speakers": 2}), m, dev_speakers=1, seed=0) == (
+        split_by_speaker(recs, 1, 0)
+    )
+    # A model selected on its own dev manifest: that manifest, all of train beside it.
+    write_manifest(tmp_path / "dev.jsonl", recs[:2])
+    selected_on = payload({"dev": str(tmp_path / "dev.jsonl"), "dev_speakers": 8})
+    with pytest.raises(ValueError, match="dev.jsonl"):
+        held_out_split(selected_on, m)
+    assert held_out_split(selected_on, m, tmp_path / "dev.jsonl") == (recs, recs[:2])
+    with pytest.raises(ValueError, match="no dev split"):
+        held_out_split(payload({"dev_speakers": 0}), m)
+
+
+def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys):
+    import importlib.util
+
+    from seqrec.data.loader import split_by_speaker
+    from seqrec.data.manifest import read_manifest
+
+    speakers = ["george", "jackson", "nicolas", "theo", "yweweler"]
+    m = _manifest(tmp_path, [(d, s, 0) for d in range(4) for s in speakers])
+    cfg = _config(tmp_path, m, epochs=2)
+    cfg = replace(cfg, data=replace(cfg.data, dev="", dev_speakers=2))
+    best = train(cfg)
+    spec = importlib.util.spec_from_file_location(
+        "tune_lm", Path(__file__).parents[1] / "tools" / "tune_lm.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "lm"
+    args = [str(best), str(m), "--out", str(out), "--orders", "2", "--weights", "0.5"]
+    tool.main([*args, "--bonuses", "0", "--beam", "4"])
+    rest, dev = split_by_speaker(read_manifest(m), 2, 0)  # the model file's split
+    assert f"dev: {len(dev)} items held out" in capsys.readouterr().out
+    assert read_manifest(out / "lm_train_part.jsonl") == rest

@@ -19,7 +19,6 @@ model that already has a shift is tuned again from its unshifted output.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,10 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from seqrec.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from seqrec.data.loader import split_by_speaker  # noqa: E402
-from seqrec.data.manifest import read_manifest  # noqa: E402
 from seqrec.decoders.greedy import blank_shift_errors  # noqa: E402
-from seqrec.training import store_blank_shift, unshifted_recognizer  # noqa: E402
+from seqrec.training import (  # noqa: E402
+    held_out_split,
+    store_blank_shift,
+    unshifted_recognizer,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,19 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, help="as in training (default: the model file's setting)")
     args = p.parse_args(argv)
     payload = load_checkpoint(args.model)
-    trained = json.loads(payload.get("experiment", "{}"))
-    data, train = trained.get("data", {}), trained.get("train", {})
-    if args.dev:
-        dev = read_manifest(args.dev)
-    else:
-        if data.get("dev"):
-            p.error(f"{args.model} was selected on {data['dev']}: pass it with --dev")
-        speakers = args.dev_speakers if args.dev_speakers is not None else data.get("dev_speakers")
-        seed = args.seed if args.seed is not None else train.get("seed", 0)
-        if not speakers:
-            p.error("no dev split: pass --dev-speakers N (as in training) or --dev MANIFEST")
-        _, dev = split_by_speaker(read_manifest(args.train), speakers, seed)
-        print(f"dev: {len(dev)} items of {speakers} speakers held out from {args.train}")
+    try:
+        _, dev = held_out_split(payload, args.train, args.dev, args.dev_speakers, args.seed)
+    except ValueError as e:
+        p.error(f"{args.model}: {e} (with --dev MANIFEST or --dev-speakers N)")
+    print(f"dev: {len(dev)} items held out from {args.dev or args.train}")
     if not dev:
         p.error("the dev set is empty")
     rec = unshifted_recognizer(payload)

@@ -1,7 +1,8 @@
 """Pick an n-gram LM order, weight and bonus on a dev split cut from train; write the LM.
 
-The dev split is the one training held out (whole speakers or writers, the
-same seed), so the model never saw it. LMs of each order are trained on the
+The dev split is the one training held out (whole speakers or writers cut
+with the model file's own ``data.dev_speakers`` and seed, or the separate dev
+manifest training named), so the model never saw it. LMs of each order are trained on the
 rest of train only, each setting is scored on dev with our beam search, and
 the best order is retrained on the whole training manifest:
 
@@ -27,13 +28,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seqrec.data.loader import split_by_speaker  # noqa: E402
-from seqrec.data.manifest import read_manifest, write_manifest  # noqa: E402
+from seqrec.checkpoint import load_checkpoint  # noqa: E402
+from seqrec.data.manifest import write_manifest  # noqa: E402
 from seqrec.decoders.beam import TokenLM, ctc_beam_search  # noqa: E402
 from seqrec.decoders.greedy import greedy_decode  # noqa: E402
 from seqrec.decoders.lm import NgramLM, arpa_text, train_lm  # noqa: E402
 from seqrec.metrics import METRICS, UNIT_METRICS  # noqa: E402
 from seqrec.recognizer import Recognizer  # noqa: E402
+from seqrec.training import held_out_split  # noqa: E402
 
 
 def dev_log_probs(rec: Recognizer, records):
@@ -52,22 +54,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8, 1.0])
     p.add_argument("--bonuses", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0])
     p.add_argument("--beam", type=int, default=32)
-    p.add_argument("--dev-speakers", type=int, default=8, help="as in training (data.dev_speakers)")
-    p.add_argument("--seed", type=int, default=0, help="as in training (train.seed)")
+    p.add_argument("--dev", help="a dev manifest to use instead (training's data.dev)")
+    p.add_argument(
+        "--dev-speakers", type=int, help="as in training (default: the model file's setting)"
+    )
+    p.add_argument("--seed", type=int, help="as in training (default: the model file's setting)")
     p.add_argument("--embed", help="write a copy of the model with the tuned LM inside here")
     p.add_argument("--reuse", action="store_true", help="keep dev LMs already in --out")
     args = p.parse_args(argv)
-    if args.dev_speakers < 1:
-        p.error("--dev-speakers must be at least 1: the LM weights are tuned on held-out speakers")
+    payload = load_checkpoint(args.model)
+    try:
+        rest, dev = held_out_split(payload, args.train, args.dev, args.dev_speakers, args.seed)
+    except ValueError as e:
+        p.error(f"{args.model}: {e} (with --dev MANIFEST or --dev-speakers N)")
+    if not dev:
+        p.error("the dev set is empty")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rec = Recognizer.load(args.model)
+    rec = Recognizer.from_payload(payload)
     unit = rec.vocab.unit
     metric = METRICS[UNIT_METRICS[unit][0]]
-    rest, dev = split_by_speaker(read_manifest(args.train), args.dev_speakers, args.seed)
     write_manifest(out / "lm_train_part.jsonl", rest)
-    print(f"dev: {len(dev)} items held out from {args.train}; LM data: {len(rest)} transcripts")
+    print(
+        f"dev: {len(dev)} items held out from {args.dev or args.train}; "
+        f"LM data: {len(rest)} transcripts"
+    )
     lp, lengths = dev_log_probs(rec, dev)
     refs = [r.text for r in dev]
     ids, _ = greedy_decode(lp, lengths)
