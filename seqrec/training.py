@@ -218,10 +218,17 @@ def score(vocab: Vocabulary, refs: Sequence[str], hyps: Sequence[list[int]]) -> 
 
 
 def _load_split(cfg: ExperimentConfig) -> tuple[list[Record], list[Record]]:
-    train = read_manifest(cfg.data.train)
-    if cfg.data.dev:
-        return train, read_manifest(cfg.data.dev)
-    return split_by_speaker(train, cfg.data.dev_speakers, cfg.train.seed)
+    return _read_split(cfg.data.train, cfg.data.dev, cfg.data.dev_speakers, cfg.train.seed)
+
+
+def _read_split(
+    train_manifest: str | Path, dev_manifest: str | Path, dev_speakers: int, seed: int
+) -> tuple[list[Record], list[Record]]:
+    """``(train, dev)``: a dev manifest beside train, or speakers cut from train."""
+    train = read_manifest(train_manifest)
+    if dev_manifest:
+        return train, read_manifest(dev_manifest)
+    return split_by_speaker(train, dev_speakers, seed)
 
 
 def held_out_split(
@@ -237,21 +244,23 @@ def held_out_split(
     speakers (or writers) cut from ``train_manifest`` with the model file's own
     ``data.dev_speakers`` and ``train.seed``, or the ones given. Raises
     ``ValueError`` when the model was selected on a separate dev manifest that
-    is not given, or trained with no dev split and none is given.
+    is not given, when it trained with no dev split and none is given, or when
+    the dev set is empty.
     """
     trained = json.loads(payload.get("experiment", "{}"))
     data, tc = trained.get("data", {}), trained.get("train", {})
-    train = read_manifest(train_manifest)
-    if dev_manifest:
-        return train, read_manifest(dev_manifest)
-    if data.get("dev") and dev_speakers is None:
+    if not dev_manifest and data.get("dev") and dev_speakers is None:
         raise ValueError(f"the model was selected on {data['dev']}: pass that dev manifest")
     speakers = dev_speakers if dev_speakers is not None else data.get("dev_speakers")
-    if not speakers:
+    if not dev_manifest and not speakers:
         raise ValueError(
             "the model trained with no dev split: pass the number of dev speakers or a dev manifest"
         )
-    return split_by_speaker(train, speakers, seed if seed is not None else tc.get("seed", 0))
+    seed = seed if seed is not None else tc.get("seed", 0)
+    rest, dev = _read_split(train_manifest, dev_manifest or "", speakers or 0, seed)
+    if not dev:
+        raise ValueError("the dev set is empty")
+    return rest, dev
 
 
 def _prepare_features(
