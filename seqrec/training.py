@@ -10,7 +10,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +309,74 @@ def _sampler(lengths: Sequence[int], tc: TrainConfig, env: DistEnv) -> FrameBudg
     return FrameBudgetSampler(lengths, tc.max_frames, seed=tc.seed)
 
 
+@dataclass
+class _Start:
+    """What a run starts from: nothing, its own ``last.pt`` (resume) or another model file."""
+
+    vocab: Vocabulary
+    frontend: Frontend
+    model_config: ModelConfig | None = None  # None: a new model, shaped once features exist
+    state_dict: dict[str, torch.Tensor] | None = None
+    resume: dict[str, Any] | None = None  # the ``last.pt`` payload when resuming
+
+
+def _starting_point(cfg: ExperimentConfig, out: Path, texts: Sequence[str]) -> _Start:
+    """The vocabulary, frontend and (when continuing) model shape and weights of a run.
+
+    A fresh run builds its vocabulary from ``texts``; ``train.resume`` with an
+    existing ``last.pt`` and ``train.init_from`` take them from that model file.
+    """
+    tc = cfg.train
+    resume = None
+    if tc.resume and (out / "last.pt").exists():
+        source: str | Path = out / "last.pt"
+        base = resume = load_checkpoint(source)
+    elif tc.init_from:
+        source = tc.init_from
+        base = load_checkpoint(source)
+        log.info("initialising from %s (its vocabulary, frontend and model shape)", tc.init_from)
+    else:
+        if "blank_shift" in cfg.model:
+            raise ValueError(
+                "model.blank_shift is set after training from dev (train.tune_blank_shift), "
+                "not trained through"
+            )
+        return _Start(
+            Vocabulary.from_transcripts(texts, cfg.data.unit),
+            build_frontend(cfg.data.modality, cfg.features),
+        )
+    mcfg = ModelConfig(**base["model_config"])
+    if mcfg.blank_shift:
+        # Training is always unshifted; train.tune_blank_shift sets it again at the end.
+        log.info("%s: its blank shift %g is not trained through", source, mcfg.blank_shift)
+        mcfg = replace(mcfg, blank_shift=0.0)
+    if resume is None and "dropout" in cfg.model:
+        mcfg = replace(mcfg, dropout=cfg.model["dropout"])
+    return _Start(
+        Vocabulary.from_dict(base["vocab"]),
+        frontend_from_dict(base["frontend"]),
+        mcfg,
+        base["state_dict"],
+        resume,
+    )
+
+
+def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset) -> BiLSTMCTC:
+    """The model a run trains: continued from ``start``, or new and shaped by the
+    features (whose statistics a new frontend that needs them fits first)."""
+    mcfg = start.model_config
+    if mcfg is None:
+        frontend = start.frontend
+        if frontend.needs_stats:
+            frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
+        mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(start.vocab), **cfg.model)
+    model = BiLSTMCTC(mcfg)
+    if start.state_dict is not None:
+        model.load_state_dict(start.state_dict)
+    model.check_taps(cfg.train.inter_ctc_layers, "train.inter_ctc_layers")
+    return model
+
+
 def train(cfg: ExperimentConfig) -> Path:
     """Train a model as configured; returns the path of the best model file.
 
@@ -343,30 +411,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     is_main = rt.env.is_main
 
     train_recs, dev_recs = _load_split(cfg)
-    resume_payload = None
-    base = None  # a model file whose vocabulary, frontend and shape we continue from
-    if tc.resume and (out / "last.pt").exists():
-        base = resume_payload = load_checkpoint(out / "last.pt")
-    elif tc.init_from:
-        base = load_checkpoint(tc.init_from)
-        log.info("initialising from %s (its vocabulary, frontend and model shape)", tc.init_from)
-    if base is not None:
-        vocab = Vocabulary.from_dict(base["vocab"])
-        frontend = frontend_from_dict(base["frontend"])
-        mcfg = ModelConfig(**base["model_config"])
-        if mcfg.blank_shift:
-            # Training is always unshifted; train.tune_blank_shift sets it again at the end.
-            log.info(
-                "%s: its blank shift %g is not trained through", tc.init_from, mcfg.blank_shift
-            )
-            mcfg = replace(mcfg, blank_shift=0.0)
-        if resume_payload is None and "dropout" in cfg.model:
-            mcfg = replace(mcfg, dropout=cfg.model["dropout"])
-    else:
-        # Dev transcripts count too: a symbol seen only in dev must still be encodable.
-        texts = [r.text for r in train_recs + dev_recs]
-        vocab = Vocabulary.from_transcripts(texts, cfg.data.unit)
-        frontend = build_frontend(cfg.data.modality, cfg.features)
+    # Dev transcripts count too: a symbol seen only in dev must still be encodable.
+    start = _starting_point(cfg, out, [r.text for r in train_recs + dev_recs])
+    frontend, vocab, resume_payload = start.frontend, start.vocab, start.resume
 
     featurize = _Featurize(frontend)
     augment = None
@@ -388,19 +435,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
     _prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
 
-    if base is None:
-        if frontend.needs_stats:
-            frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
-        if "blank_shift" in cfg.model:
-            raise ValueError(
-                "model.blank_shift is set after training from dev (train.tune_blank_shift), "
-                "not trained through"
-            )
-        mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(vocab), **cfg.model)
-    model = BiLSTMCTC(mcfg)
-    if base is not None:
-        model.load_state_dict(base["state_dict"])
-    model.check_taps(tc.inter_ctc_layers, "train.inter_ctc_layers")
+    model = _build_model(cfg, start, train_ds)
     model.to(device)
     net = rt.wrap(model)  # what the training steps call; ``model`` itself is what is saved
 
