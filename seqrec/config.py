@@ -66,6 +66,13 @@ class TrainConfig:
     training ends; the average replaces ``best.pt`` when its dev error is lower.
     ``tune_blank_shift`` then tries blank shifts of 0 to 4 on dev (see
     ``ModelConfig.blank_shift``) and stores the best in ``best.pt``.
+    ``word_ctc_weight`` > 0 adds a CTC loss over words (the manifest's
+    ``words``, which every training item then needs) from a training-only
+    output layer on the top BiLSTM layer, with that weight (the rest goes to
+    the loss above). Words seen fewer than ``word_ctc_min_count`` times in
+    training become one unknown-word symbol. A phone model learns which words
+    it hears, and with them the canonical phones of words said otherwise; the
+    model file is unchanged (the word layer stays in ``last.pt`` alone).
     """
 
     out_dir: str = "exp/model"
@@ -94,8 +101,16 @@ class TrainConfig:
     inter_ctc_weight: float = 0.3
     average_last: int = 0
     tune_blank_shift: bool = False
+    word_ctc_weight: float = 0.0
+    word_ctc_min_count: int = 2
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.word_ctc_weight < 1.0:
+            w = self.word_ctc_weight
+            raise ValueError(f"train.word_ctc_weight must be in [0, 1), got {w}")
+        if self.word_ctc_min_count < 1:
+            n = self.word_ctc_min_count
+            raise ValueError(f"train.word_ctc_min_count must be 1 or more, got {n}")
         if not 0.0 <= self.inter_ctc_weight < 1.0:
             w = self.inter_ctc_weight
             raise ValueError(f"train.inter_ctc_weight must be in [0, 1), got {w}")

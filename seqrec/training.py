@@ -27,6 +27,7 @@ from seqrec.data.loader import (
     batch_stream,
     collate,
     ctc_min_frames,
+    pad_targets,
     split_by_speaker,
 )
 from seqrec.data.manifest import Record, read_manifest
@@ -39,6 +40,7 @@ from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
 from seqrec.vocab import BLANK_ID, Vocabulary
+from seqrec.word_ctc import WithWordCTC, encode_words, word_vocabulary
 
 log = logging.getLogger("seqrec.train")
 
@@ -98,6 +100,8 @@ def train_epoch(
     workers: int = 0,
     inter_layers: Sequence[int] = (),
     inter_weight: float = 0.0,
+    word_targets: Sequence[list[int]] | None = None,
+    word_weight: float = 0.0,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -107,7 +111,9 @@ def train_epoch(
     batches in that many processes (see :func:`batch_stream`). ``inter_layers``
     adds intermediate CTC: the loss is ``(1 - inter_weight)`` times the final
     layer's plus ``inter_weight`` times the mean over those layers' (see
-    :meth:`BiLSTMCTC.forward`). Returns (sum of per-item losses, items used,
+    :meth:`BiLSTMCTC.forward`). ``word_targets`` (word ids per dataset item)
+    adds word CTC with ``word_weight``; ``model`` is then a
+    :class:`~seqrec.word_ctc.WithWordCTC`. Returns (sum of per-item losses, items used,
     steps skipped); the loss reported is the final layer's alone, comparable
     across settings.
     """
@@ -120,7 +126,9 @@ def train_epoch(
     for b in bar:
         b = rt.to_device(b)
         with rt.autocast():
-            if inter_layers:
+            if word_targets is not None:
+                lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
+            elif inter_layers:
                 lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
             else:
                 (lp, ol), inter = model(b["feats"], b["lengths"]), []
@@ -130,6 +138,10 @@ def train_epoch(
         loss = final = losses[0]
         if inter:
             loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
+        if word_targets is not None:
+            wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
+            word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
+            loss = (1 - word_weight) * loss + word_weight * word
         opt.zero_grad(set_to_none=True)
         if not rt.backward_step(loss, opt, model.parameters(), grad_clip):
             skipped += 1
@@ -377,6 +389,37 @@ def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset)
     return model
 
 
+def _word_ctc(
+    tc: TrainConfig,
+    model: BiLSTMCTC,
+    train_recs: Sequence[Record],
+    resume: dict[str, Any] | None,
+) -> WithWordCTC | None:
+    """The model with its word output layer when ``train.word_ctc_weight`` > 0:
+    new, or as a resumed ``last.pt`` left it; None without word CTC."""
+    saved = resume.get("word_ctc") if resume is not None else None
+    if resume is not None and (saved is not None) != (tc.word_ctc_weight > 0):
+        was = "with" if saved is not None else "without"
+        raise ValueError(
+            f"the run to resume trained {was} word CTC: keep train.word_ctc_weight "
+            "as it was, or train afresh (train.resume = false or another out_dir)"
+        )
+    if tc.word_ctc_weight <= 0:
+        return None
+    if saved is not None:
+        return WithWordCTC.from_payload(model, saved)
+    words = WithWordCTC(model, word_vocabulary(train_recs, tc.word_ctc_min_count))
+    vocab = set(words.vocab.symbols)
+    tokens = [w for r in train_recs for w in (r.words or "").split()]
+    known = sum(1 for w in tokens if w in vocab)
+    log.info(
+        "word CTC over %d words (%.1f%% of training word tokens; the rest unknown)",
+        len(words.vocab) - 2,
+        100 * known / max(len(tokens), 1),
+    )
+    return words
+
+
 def train(cfg: ExperimentConfig) -> Path:
     """Train a model as configured; returns the path of the best model file.
 
@@ -436,8 +479,13 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     _prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
 
     model = _build_model(cfg, start, train_ds)
-    model.to(device)
-    net = rt.wrap(model)  # what the training steps call; ``model`` itself is what is saved
+    words = _word_ctc(tc, model, train_recs, resume_payload)
+    trainee = words if words is not None else model
+    trainee.to(device)
+    net = rt.wrap(trainee)  # what the training steps call; ``model`` itself is what is saved
+    word_targets = None
+    if words is not None:
+        word_targets = [encode_words(words.vocab, r.words or "") for r in train_recs]
 
     keep = feasible(train_ds, model, max(tc.speeds))
     dropped = len(train_ds) - len(keep)
@@ -450,7 +498,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     lengths = [train_ds.length(i) for i in range(len(train_ds))]
     sampler = _sampler([lengths[i] for i in keep], tc, rt.env)
     steps_per_epoch = len(sampler)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW(trainee.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     cycle = OneCycle(
         total_steps=max(1, tc.epochs * steps_per_epoch),
         warmup_fraction=tc.warmup_fraction,
@@ -494,6 +542,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 "history": json.dumps(history[:epoch]),
                 "data_rng": _listify(train_ds.rng.getstate()),
                 "torch_rng": torch.get_rng_state(),
+                **({"word_ctc": words.payload()} if words is not None else {}),
             },
         )
 
@@ -555,6 +604,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 workers=tc.workers,
                 inter_layers=tc.inter_ctc_layers,
                 inter_weight=tc.inter_ctc_weight,
+                word_targets=word_targets,
+                word_weight=tc.word_ctc_weight,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

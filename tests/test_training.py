@@ -384,3 +384,40 @@ def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys):
     rest, dev = split_by_speaker(read_manifest(m), 2, 0)  # the model file's split
     assert f"dev: {len(dev)} items held out" in capsys.readouterr().out
     assert read_manifest(out / "lm_train_part.jsonl") == rest
+
+
+def test_word_ctc_trains_a_layer_that_stays_out_of_the_model_file(tmp_path, caplog):
+    # Spelled digits (char unit) with their words beside them, as a phone corpus has.
+    recs = [
+        Record(f"{d}_{s}_0", str(MINI / f"{d}_{s}_0.wav"), WORDS[d], speaker=s, words=WORDS[d])
+        for d, s in [(3, "jackson"), (4, "theo"), (5, "george")]
+    ]
+    write_manifest(tmp_path / "m.jsonl", recs)
+    cfg = _config(tmp_path, tmp_path / "m.jsonl", epochs=2, word_ctc_weight=0.5)
+    cfg = replace(
+        cfg, data=replace(cfg.data, unit="char"), train=replace(cfg.train, word_ctc_min_count=1)
+    )
+    with caplog.at_level("INFO"):
+        best = train(cfg)
+    assert "word CTC over 3 words (100.0% of training word tokens" in caplog.text
+    last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
+    assert last["word_ctc"]["vocab"]["symbols"] == ["<blank>", "<unk>", "FIVE", "FOUR", "THREE"]
+    head = last["word_ctc"]["state_dict"]["weight"]
+    assert head.shape == (5, 2 * 96)
+    assert not any("head" in k for k in torch.load(best, weights_only=True)["state_dict"])
+    # Resuming carries the word layer on; a resumed run must keep word CTC on.
+    train(replace(cfg, train=replace(cfg.train, epochs=3)))
+    resumed = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
+    assert resumed["epoch"] == 3 and not torch.equal(
+        resumed["word_ctc"]["state_dict"]["weight"], head
+    )
+    with pytest.raises(ValueError, match="trained with word CTC"):
+        train(replace(cfg, train=replace(cfg.train, epochs=4, word_ctc_weight=0.0)))
+
+
+def test_word_ctc_needs_words_for_every_training_item(tmp_path):
+    m = _manifest(tmp_path, [(3, "jackson", 0)])
+    with pytest.raises(
+        ValueError, match=r"3_jackson_0\.wav: item 3_jackson_0 has no word transcript"
+    ):
+        train(_config(tmp_path, m, epochs=1, word_ctc_weight=0.3))

@@ -173,10 +173,7 @@ def collate(
     ``target_lengths`` and ``index``."""
     feats = torch.nn.utils.rnn.pad_sequence([b[0] for b in batch], batch_first=True)
     lengths = torch.tensor([b[0].shape[0] for b in batch], dtype=torch.long)
-    tl = torch.tensor([b[1].numel() for b in batch], dtype=torch.long)
-    targets = torch.zeros(len(batch), max(1, int(tl.max())), dtype=torch.long)
-    for k, b in enumerate(batch):
-        targets[k, : b[1].numel()] = b[1]
+    targets, tl = pad_targets([b[1] for b in batch])
     index = torch.tensor([b[2] for b in batch], dtype=torch.long)
     return {
         "feats": feats,
@@ -185,6 +182,16 @@ def collate(
         "target_lengths": tl,
         "index": index,
     }
+
+
+def pad_targets(seqs: Sequence[torch.Tensor | Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Id sequences as zero-padded ``targets (B, L)`` and their ``lengths (B,)``."""
+    seqs = [torch.as_tensor(s, dtype=torch.long) for s in seqs]
+    lengths = torch.tensor([s.numel() for s in seqs], dtype=torch.long)
+    targets = torch.zeros(len(seqs), max(1, int(lengths.max())), dtype=torch.long)
+    for k, s in enumerate(seqs):
+        targets[k, : s.numel()] = s
+    return targets, lengths
 
 
 class FrameBudgetSampler(Sampler[list[int]]):

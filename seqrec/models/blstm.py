@@ -263,6 +263,19 @@ class BiLSTMCTC(nn.Module):
         result: the list of log-probs that the output layer gives on each tapped
         layer's output, for intermediate CTC losses in training.
         """
+        x, lengths, inter = self.encode(feats, lengths, taps)
+        logits = self.out(self.dropout(x))
+        if self.blank_shift is not None:
+            logits = logits - self.blank_shift
+        if taps:
+            return torch.log_softmax(logits, dim=-1), lengths, inter
+        return torch.log_softmax(logits, dim=-1), lengths
+
+    def encode(
+        self, feats: torch.Tensor, lengths: torch.Tensor, taps: Sequence[int] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The top BiLSTM layer's output ``(B, T', 2 * hidden)`` before the output
+        layer, its lengths, and the tapped layers' log-probs (see :meth:`forward`)."""
         self.check_taps(taps)
         x = feats
         if self.conv is not None:
@@ -280,9 +293,4 @@ class BiLSTMCTC(nn.Module):
                     inter.append(torch.log_softmax(logits, dim=-1))
                 if cond is not None:
                     x = x + cond(torch.softmax(logits, dim=-1))
-        logits = self.out(self.dropout(x))
-        if self.blank_shift is not None:
-            logits = logits - self.blank_shift
-        if taps:
-            return torch.log_softmax(logits, dim=-1), lengths, inter
-        return torch.log_softmax(logits, dim=-1), lengths
+        return x, lengths, inter

@@ -44,6 +44,7 @@ def test_speechocean762_phone_and_word_manifests(tmp_path, tone):
     assert counts == {"train": 1, "test": 1}
     train = read_manifest(tmp_path / "out" / "train.jsonl")
     assert train[0].text == "W IY K AO L" and train[0].speaker == "S1"
+    assert train[0].words == "WE CALL"  # the words stay beside the phones
     assert train[0].duration == pytest.approx(0.3)
     prepare_speechocean762(tmp_path / "so", tmp_path / "words", units="word")
     assert read_manifest(tmp_path / "words" / "test.jsonl")[0].text == "IT"
@@ -53,7 +54,8 @@ def test_generic_kaldi_dirs(tmp_path, tone):
     _so_fixture(tmp_path / "so", tone)
     counts = prepare_kaldi(tmp_path / "so", tmp_path / "out")
     assert counts == {"test": 1, "train": 1}
-    assert read_manifest(tmp_path / "out" / "train.jsonl")[0].text == "WE CALL"
+    rec = read_manifest(tmp_path / "out" / "train.jsonl")[0]
+    assert rec.text == "WE CALL" and rec.words is None
 
 
 def test_kaldi_errors(tmp_path, tone):

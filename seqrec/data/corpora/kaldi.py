@@ -38,11 +38,15 @@ def read_kaldi_dir(
 ) -> list[Record]:
     """Records of one Kaldi data dir. ``wav.scp`` paths are resolved against ``root``.
 
-    ``texts`` overrides the ``text`` file (used for phone transcripts).
+    ``texts`` overrides the ``text`` file (used for phone transcripts); the
+    ``text`` file's words, when there is one, then go in ``Record.words``.
     """
     wavs = _read_table(split_dir / "wav.scp")
+    words: dict[str, str] = {}
     if texts is None:
         texts = _read_table(split_dir / "text")
+    elif (split_dir / "text").exists():
+        words = _read_table(split_dir / "text")
     spk = _read_table(split_dir / "utt2spk") if (split_dir / "utt2spk").exists() else {}
     records = []
     for utt in sorted(wavs):
@@ -54,7 +58,16 @@ def read_kaldi_dir(
             p = root / p
         if utt not in texts:
             raise ValueError(f"{split_dir}: utterance {utt} has no transcript")
-        records.append(Record(utt, str(p.resolve()), texts[utt], _duration(p), None, spk.get(utt)))
+        records.append(
+            Record(
+                utt,
+                str(p.resolve()),
+                texts[utt],
+                _duration(p),
+                speaker=spk.get(utt),
+                words=words.get(utt),
+            )
+        )
     return records
 
 
