@@ -44,7 +44,10 @@ class ModelConfig:
     weights in training (DropConnect, one mask per batch and direction, as in
     AWD-LSTM): ``dropout`` only touches what flows between layers, this
     regularises the recurrence itself. Inference and exported graphs are
-    unchanged by it. ``self_condition`` lists BiLSTM layers (1-based, below the
+    unchanged by it. ``locked_dropout`` draws ``dropout``'s mask once per
+    sequence and feature and keeps it over all time steps (variational dropout,
+    Gal & Ghahramani 2016) instead of afresh at every frame; drawing it is also
+    far cheaper on a CPU. ``self_condition`` lists BiLSTM layers (1-based, below the
     top one) whose output is conditioned on its own CTC posteriors
     (self-conditioned CTC, Nozaki & Komatsu 2021): the shared output layer reads
     the layer, and a linear map of the softmax is added back before the next
@@ -68,6 +71,7 @@ class ModelConfig:
     recurrent_dropout: float = 0.0
     self_condition: tuple[int, ...] = ()
     blank_shift: float = 0.0
+    locked_dropout: bool = False
 
     def __post_init__(self) -> None:
         # TOML and older model files give lists; the frozen config keeps a tuple.
@@ -113,6 +117,22 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     ar = torch.arange(t, device=x.device)[None, :]
     idx = torch.where(ar < lengths[:, None], lengths[:, None] - 1 - ar, ar)
     return torch.gather(x, 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+class LockedDropout(nn.Module):
+    """Dropout on ``(B, T, F)`` with one mask per sequence and feature, shared by all frames."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
 
 
 class ExactBiLSTMLayer(nn.Module):
@@ -237,7 +257,7 @@ class BiLSTMCTC(nn.Module):
             self.lstms.append(ExactBiLSTMLayer(dim, cfg.hidden, cfg.recurrent_dropout))
             dim = 2 * cfg.hidden
             self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = LockedDropout(cfg.dropout) if cfg.locked_dropout else nn.Dropout(cfg.dropout)
         self.out = nn.Linear(dim, cfg.vocab_size)
         # Not in the state dict: the config (saved with the model) holds the value.
         shift = torch.zeros(cfg.vocab_size)

@@ -232,3 +232,21 @@ def test_cuda_matches_cpu():
     assert torch.equal(cpu_len, gpu_len.cpu())
     for b, n in enumerate(cpu_len.tolist()):
         torch.testing.assert_close(gpu[b, :n].cpu(), cpu[b, :n], atol=1e-4, rtol=1e-4)
+
+
+def test_locked_dropout_keeps_one_mask_over_time_and_is_off_in_eval():
+    from seqrec.models.blstm import LockedDropout
+
+    torch.manual_seed(0)
+    drop = LockedDropout(0.5)
+    x = torch.ones(3, 50, 40)
+    y = drop(x)
+    assert torch.equal(y, y[:, :1].expand_as(y))  # the same mask at every frame
+    assert set(y.unique().tolist()) == {0.0, 2.0}  # dropped, or kept and scaled by 1/(1-p)
+    assert 0.3 < (y[:, 0] == 0).float().mean() < 0.7
+    assert not torch.equal(y[0, 0], y[1, 0])  # each sequence draws its own
+    assert torch.equal(drop.eval()(x), x)
+    cfg = ModelConfig(
+        input_dim=8, vocab_size=5, hidden=4, layers=1, dropout=0.5, locked_dropout=True
+    )
+    assert isinstance(BiLSTMCTC(cfg).dropout, LockedDropout)
