@@ -40,7 +40,7 @@ from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
 from seqrec.vocab import BLANK_ID, Vocabulary
-from seqrec.word_ctc import WithWordCTC, encode_words, word_vocabulary
+from seqrec.word_ctc import UNKNOWN_WORD, WithWordCTC, encode_words, word_vocabulary
 
 log = logging.getLogger("seqrec.train")
 
@@ -394,9 +394,10 @@ def _word_ctc(
     model: BiLSTMCTC,
     train_recs: Sequence[Record],
     resume: dict[str, Any] | None,
-) -> WithWordCTC | None:
-    """The model with its word output layer when ``train.word_ctc_weight`` > 0:
-    new, or as a resumed ``last.pt`` left it; None without word CTC."""
+) -> tuple[WithWordCTC, list[list[int]]] | None:
+    """The model with its word output layer when ``train.word_ctc_weight`` > 0
+    (new, or as a resumed ``last.pt`` left it) and each training item's word
+    ids; None without word CTC."""
     saved = resume.get("word_ctc") if resume is not None else None
     if resume is not None and (saved is not None) != (tc.word_ctc_weight > 0):
         was = "with" if saved is not None else "without"
@@ -407,17 +408,18 @@ def _word_ctc(
     if tc.word_ctc_weight <= 0:
         return None
     if saved is not None:
-        return WithWordCTC.from_payload(model, saved)
-    words = WithWordCTC(model, word_vocabulary(train_recs, tc.word_ctc_min_count))
-    vocab = set(words.vocab.symbols)
-    tokens = [w for r in train_recs for w in (r.words or "").split()]
-    known = sum(1 for w in tokens if w in vocab)
+        words = WithWordCTC.from_payload(model, saved)
+    else:
+        words = WithWordCTC(model, word_vocabulary(train_recs, tc.word_ctc_min_count))
+    targets = encode_words(words.vocab, [r.words or "" for r in train_recs])
+    unknown = words.vocab.symbols.index(UNKNOWN_WORD)
+    ids = [i for t in targets for i in t]
     log.info(
         "word CTC over %d words (%.1f%% of training word tokens; the rest unknown)",
         len(words.vocab) - 2,
-        100 * known / max(len(tokens), 1),
+        100 * sum(1 for i in ids if i != unknown) / max(len(ids), 1),
     )
-    return words
+    return words, targets
 
 
 def train(cfg: ExperimentConfig) -> Path:
@@ -479,13 +481,10 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     _prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
 
     model = _build_model(cfg, start, train_ds)
-    words = _word_ctc(tc, model, train_recs, resume_payload)
+    words, word_targets = _word_ctc(tc, model, train_recs, resume_payload) or (None, None)
     trainee = words if words is not None else model
     trainee.to(device)
     net = rt.wrap(trainee)  # what the training steps call; ``model`` itself is what is saved
-    word_targets = None
-    if words is not None:
-        word_targets = [encode_words(words.vocab, r.words or "") for r in train_recs]
 
     keep = feasible(train_ds, model, max(tc.speeds))
     dropped = len(train_ds) - len(keep)

@@ -38,11 +38,11 @@ def word_vocabulary(records: Sequence[Record], min_count: int) -> Vocabulary:
     return Vocabulary((BLANK, UNKNOWN_WORD, *kept), "word")
 
 
-def encode_words(vocab: Vocabulary, words: str) -> list[int]:
-    """Word ids of ``words``; a word ``vocab`` lacks becomes the unknown word."""
+def encode_words(vocab: Vocabulary, texts: Sequence[str]) -> list[list[int]]:
+    """Word ids of each of ``texts``; a word ``vocab`` lacks becomes the unknown word."""
     unknown = vocab.symbols.index(UNKNOWN_WORD)
     index = {s: i for i, s in enumerate(vocab.symbols)}
-    return [index.get(w, unknown) for w in words.split()]
+    return [[index.get(w, unknown) for w in text.split()] for text in texts]
 
 
 class WithWordCTC(nn.Module):

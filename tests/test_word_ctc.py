@@ -15,7 +15,7 @@ def _recs(*words):
 def test_word_vocabulary_keeps_frequent_words_and_maps_the_rest_to_unknown():
     vocab = word_vocabulary(_recs("THE CAT", "THE DOG", "A CAT"), min_count=2)
     assert vocab.symbols == ("<blank>", UNKNOWN_WORD, "CAT", "THE")
-    assert encode_words(vocab, "THE DOG CAT") == [3, 1, 2]
+    assert encode_words(vocab, ["THE DOG CAT", "CAT"]) == [[3, 1, 2], [2]]
     assert len(word_vocabulary(_recs("THE CAT", "THE DOG"), min_count=1)) == 5
 
 
