@@ -59,11 +59,19 @@ def test_fp16_setting_trains_on_cpu_exactly_like_fp32():
     assert plain[-1] < plain[0]
 
 
-def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_kernels(monkeypatch, caplog):
+def test_bf16_falls_back_to_fp32_on_a_cpu_without_amx(monkeypatch, caplog):
     monkeypatch.setattr("seqrec.distributed._cpu_has_fast_bf16", lambda: False)
     with caplog.at_level(logging.INFO, logger="seqrec"):
         rt = Runtime("cpu", "bf16")
-    assert rt.amp == "none" and "no fast bfloat16" in caplog.text
+    assert rt.amp == "none" and "no AMX" in caplog.text
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_fast_bf16_follows_the_amx_query(monkeypatch, amx):
+    from seqrec.distributed import _cpu_has_fast_bf16
+
+    monkeypatch.setattr(torch._C._cpu, "_init_amx", lambda: amx, raising=False)
+    assert _cpu_has_fast_bf16() is amx
 
 
 def test_bf16_on_cpu_runs_in_bfloat16_without_a_scaler_and_tracks_fp32(monkeypatch):

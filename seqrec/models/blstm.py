@@ -119,6 +119,42 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
 
 
+def keep_mask(shape: Sequence[int], p: float, device: torch.device) -> tuple[torch.Tensor, float]:
+    """A bool mask of ``shape`` that keeps each element with probability ``1 - p``,
+    and the scale ``1 / keep probability`` that preserves expectations.
+
+    The keep probability is rounded to a multiple of 1/256 (0.6 becomes 154/256,
+    0.6016): each element compares one random byte with it. On CPU this is ~20x
+    faster than ``bernoulli_`` (1M elements: ~1 ms instead of ~20 ms), which
+    otherwise costs ~15 % of a speech training step. Uses torch's default
+    generator, so ``torch.manual_seed`` makes it repeatable.
+    """
+    keep = min(256, max(1, round((1.0 - p) * 256)))
+    n = math.prod(shape)
+    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=device)
+    random_bytes = words.random_(-(2**63), None).view(torch.uint8)[:n].view(*shape)
+    return random_bytes < keep, 256.0 / keep
+
+
+class FastDropout(nn.Module):
+    """``nn.Dropout`` with byte-sized random numbers on CPU (see :func:`keep_mask`);
+    plain ``nn.functional.dropout`` on other devices, where ``bernoulli_`` is fast."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p, training=True)
+        mask, scale = keep_mask(x.shape, self.p, x.device)
+        return x * (mask.to(x.dtype) * scale)
+
+
 class LockedDropout(nn.Module):
     """Dropout on ``(B, T, F)`` with one mask per sequence and feature, shared by all frames."""
 
@@ -257,7 +293,8 @@ class BiLSTMCTC(nn.Module):
             self.lstms.append(ExactBiLSTMLayer(dim, cfg.hidden, cfg.recurrent_dropout))
             dim = 2 * cfg.hidden
             self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
-        self.dropout = LockedDropout(cfg.dropout) if cfg.locked_dropout else nn.Dropout(cfg.dropout)
+        drop = LockedDropout if cfg.locked_dropout else FastDropout
+        self.dropout = drop(cfg.dropout)
         self.out = nn.Linear(dim, cfg.vocab_size)
         # Not in the state dict: the config (saved with the model) holds the value.
         shift = torch.zeros(cfg.vocab_size)

@@ -250,3 +250,23 @@ def test_locked_dropout_keeps_one_mask_over_time_and_is_off_in_eval():
         input_dim=8, vocab_size=5, hidden=4, layers=1, dropout=0.5, locked_dropout=True
     )
     assert isinstance(BiLSTMCTC(cfg).dropout, LockedDropout)
+
+
+def test_fast_dropout_drops_p_keeps_the_mean_and_is_off_in_eval():
+    from seqrec.models.blstm import FastDropout
+
+    torch.manual_seed(0)
+    drop = FastDropout(0.4).train()
+    x = torch.ones(64, 100, 32, requires_grad=True)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 102 / 256) < 0.01  # 0.4 rounds to 102/256
+    assert abs(y.mean().item() - 1.0) < 0.02
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient = the scaled mask
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # repeatable under a seed
+    drop.eval()
+    assert drop(x) is x
+    model = BiLSTMCTC(ModelConfig(input_dim=8, vocab_size=5, hidden=4, layers=1, dropout=0.2))
+    assert isinstance(model.dropout, FastDropout)
