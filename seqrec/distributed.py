@@ -64,7 +64,8 @@ def _cpu_has_fast_bf16() -> bool:
 
     AVX-512 BF16 alone is not enough: on a 2-core AVX-512 BF16 CPU without AMX a
     speech recipe step took 0.85 s in bfloat16 against 0.68 s in float32
-    (``tools/bench_step.py``), while on one with AMX it took 0.52 s against 0.75 s.
+    (``tools/bench_step.py``); 0.52 s against 0.75 s on the CPU of the project's
+    earlier trainings, whose flags were not recorded (that speed points to AMX).
     """
     init_amx = getattr(getattr(torch._C, "_cpu", None), "_init_amx", None)
     if init_amx is not None:
