@@ -19,26 +19,19 @@ from tqdm import tqdm
 
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
 from seqrec.config import ExperimentConfig, TrainConfig
-from seqrec.data.cache import attach_disk_cache, frontend_spec
-from seqrec.data.loader import (
-    DistributedFrameBudgetSampler,
-    FeatureDataset,
-    FrameBudgetSampler,
-    batch_stream,
-    collate,
-    ctc_min_frames,
-    pad_targets,
-    split_by_speaker,
-)
-from seqrec.data.manifest import Record, read_manifest
-from seqrec.distributed import DistEnv, Runtime
+from seqrec.data.loader import FeatureDataset, batch_stream, pad_targets
+from seqrec.data.manifest import Record
+from seqrec.distributed import Runtime
 from seqrec.features.base import Frontend
 from seqrec.features.frontend import build_frontend, frontend_from_dict
 from seqrec.io import atomic_write_text
-from seqrec.metrics import METRICS, UNIT_METRICS
+from seqrec.metrics import UNIT_METRICS
 from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
+from seqrec.schedule import OneCycle
+from seqrec.selection import decode_dataset, save_average, score, tune_blank_shift
+from seqrec.train_data import Featurize, feasible, frame_sampler, load_split, prepare_features
 from seqrec.vocab import BLANK_ID, Vocabulary
 from seqrec.word_ctc import UNKNOWN_WORD, WithWordCTC, encode_words, word_vocabulary
 
@@ -48,41 +41,6 @@ log = logging.getLogger("seqrec.train")
 def set_seed(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
-    """Indices whose transcript is non-empty and fits CTC at the given speed.
-
-    The input length at ``speed`` is read from the cache, or estimated from the
-    unperturbed length when that speed is computed on the fly.
-    """
-    keep = []
-    for i, tgt in enumerate(ds.targets):
-        cached = ds.cached_length(i, speed)
-        t = cached if cached is not None else int(ds.length(i) / speed)
-        t_out = int(model.output_lengths(torch.tensor([t]))[0])
-        if tgt and ctc_min_frames(tgt) <= t_out:
-            keep.append(i)
-    return keep
-
-
-def decode_dataset(
-    model: BiLSTMCTC, ds: FeatureDataset, max_frames: int, device: torch.device
-) -> list[list[int]]:
-    """Greedy id sequences for every item of ``ds`` (in dataset order)."""
-    from seqrec.decoders.greedy import greedy_decode
-
-    model.eval()
-    lengths = [ds.raw_features(i).shape[0] for i in range(len(ds))]
-    sampler = FrameBudgetSampler(lengths, max_frames, shuffle=False)
-    hyps: list[list[int]] = [[] for _ in range(len(ds))]
-    with torch.inference_mode():
-        for idx in sampler:
-            b = collate([ds[i] for i in idx])
-            lp, ol = model(b["feats"].to(device), b["lengths"].to(device))
-            for i, h in zip(idx, greedy_decode(lp, ol)[0], strict=True):
-                hyps[i] = h
-    return hyps
 
 
 def train_epoch(
@@ -162,163 +120,6 @@ def train_epoch(
         if stop is not None and stop():
             break
     return loss_sum, n, skipped
-
-
-class OneCycle:
-    """One-cycle learning-rate factor (for ``LambdaLR``), optionally under a time budget.
-
-    Progress is ``step / total_steps`` or, with ``budget_s > 0``, whichever is
-    larger of that and the fraction of the budget used. The factor rises from
-    ``1 / start_divisor`` to 1 over the first ``warmup_fraction`` of progress
-    (cosine), then falls to ``1 / final_divisor`` at progress 1 (cosine).
-    """
-
-    def __init__(
-        self,
-        total_steps: int,
-        warmup_fraction: float,
-        start_divisor: float,
-        budget_s: float = 0.0,
-        final_divisor: float = 1e4,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.total_steps, self.warmup = total_steps, warmup_fraction
-        self.start, self.final = 1.0 / start_divisor, 1.0 / final_divisor
-        self.budget_s = budget_s
-        self.elapsed_before = 0.0  # seconds used by earlier runs of a resumed training
-        self.clock = clock  # seconds; shared by all ranks in distributed training
-        self._t0: float | None = None
-
-    def start_clock(self) -> None:
-        self._t0 = self.clock()
-
-    def elapsed(self) -> float:
-        return self.elapsed_before + (self.clock() - self._t0 if self._t0 is not None else 0.0)
-
-    def progress(self, step: int) -> float:
-        p = step / self.total_steps
-        if self.budget_s > 0:
-            p = max(p, self.elapsed() / self.budget_s)
-        return min(p, 1.0)
-
-    def done(self, step: int) -> bool:
-        return self.progress(step) >= 1.0
-
-    def factor(self, step: int) -> float:
-        p = self.progress(step)
-        if p < self.warmup:
-            lo, hi, q = self.start, 1.0, p / self.warmup
-        else:
-            lo, hi, q = 1.0, self.final, (p - self.warmup) / max(1e-9, 1.0 - self.warmup)
-        return hi + (lo - hi) * (1 + math.cos(math.pi * q)) / 2
-
-
-def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Element-wise mean of model states; integer entries (batch-norm counters) from the last."""
-    avg = {}
-    for k, v in states[-1].items():
-        if v.is_floating_point():
-            avg[k] = torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype)
-        else:
-            avg[k] = v.clone()
-    return avg
-
-
-def score(vocab: Vocabulary, refs: Sequence[str], hyps: Sequence[list[int]]) -> dict[str, float]:
-    texts = [vocab.decode(h) for h in hyps]
-    return {m: METRICS[m](refs, texts) for m in UNIT_METRICS[vocab.unit]}
-
-
-def _load_split(cfg: ExperimentConfig) -> tuple[list[Record], list[Record]]:
-    return _read_split(cfg.data.train, cfg.data.dev, cfg.data.dev_speakers, cfg.train.seed)
-
-
-def _read_split(
-    train_manifest: str | Path, dev_manifest: str | Path, dev_speakers: int, seed: int
-) -> tuple[list[Record], list[Record]]:
-    """``(train, dev)``: a dev manifest beside train, or speakers cut from train."""
-    train = read_manifest(train_manifest)
-    if dev_manifest:
-        return train, read_manifest(dev_manifest)
-    return split_by_speaker(train, dev_speakers, seed)
-
-
-def held_out_split(
-    payload: dict[str, Any],
-    train_manifest: str | Path,
-    dev_manifest: str | Path | None = None,
-    dev_speakers: int | None = None,
-    seed: int | None = None,
-) -> tuple[list[Record], list[Record]]:
-    """``(rest of train, dev)``: the dev data a trained model's selection used.
-
-    ``dev_manifest`` given: all of train and that manifest. Otherwise the
-    speakers (or writers) cut from ``train_manifest`` with the model file's own
-    ``data.dev_speakers`` and ``train.seed``, or the ones given. Raises
-    ``ValueError`` when the model was selected on a separate dev manifest that
-    is not given, when it trained with no dev split and none is given, or when
-    the dev set is empty.
-    """
-    trained = json.loads(payload.get("experiment", "{}"))
-    data, tc = trained.get("data", {}), trained.get("train", {})
-    if not dev_manifest and data.get("dev") and dev_speakers is None:
-        raise ValueError(f"the model was selected on {data['dev']}: pass that dev manifest")
-    speakers = dev_speakers if dev_speakers is not None else data.get("dev_speakers")
-    if not dev_manifest and not speakers:
-        raise ValueError(
-            "the model trained with no dev split: pass the number of dev speakers or a dev manifest"
-        )
-    seed = seed if seed is not None else tc.get("seed", 0)
-    rest, dev = _read_split(train_manifest, dev_manifest or "", speakers or 0, seed)
-    if not dev:
-        raise ValueError("the dev set is empty")
-    return rest, dev
-
-
-def _prepare_features(
-    train_ds: FeatureDataset,
-    dev_ds: FeatureDataset,
-    tc: TrainConfig,
-    frontend: Frontend,
-    build: bool = True,
-) -> None:
-    """Compute every feature the run needs up front, in memory or in ``tc.feature_cache``.
-
-    ``build`` False waits for another process to write the disk cache.
-    """
-    t0 = time.time()
-    image_augmented = train_ds.augment is not None
-    if tc.feature_cache:
-        spec = frontend_spec(frontend)
-        if image_augmented:
-            log.info("train.feature_cache: not used for training items (augmented afresh)")
-        else:
-            attach_disk_cache(train_ds, tc.feature_cache, "train", spec, tc.speeds, build)
-        attach_disk_cache(dev_ds, tc.feature_cache, "dev", spec, (1.0,), build)
-    # Image-augmented items are made afresh each time: speed 1 serves lengths and statistics.
-    wanted = (1.0,) if image_augmented else tc.speeds
-    speeds = [s for s in wanted if s not in train_ds.stores]
-    items = range(len(train_ds)) if speeds else range(0)
-    for i in tqdm(items, desc="features", leave=False, mininterval=5, disable=None):
-        for s in speeds:
-            train_ds.raw_features(i, s)
-    for i in range(len(dev_ds)):
-        dev_ds.raw_features(i)
-    log.info(
-        "features for %d train / %d dev items in %.0f s",
-        len(train_ds),
-        len(dev_ds),
-        time.time() - t0,
-    )
-
-
-def _sampler(lengths: Sequence[int], tc: TrainConfig, env: DistEnv) -> FrameBudgetSampler:
-    """Frame-budget batches; under torchrun, this rank's share of them."""
-    if env.enabled:
-        return DistributedFrameBudgetSampler(
-            lengths, tc.max_frames, env.rank, env.world_size, seed=tc.seed
-        )
-    return FrameBudgetSampler(lengths, tc.max_frames, seed=tc.seed)
 
 
 @dataclass
@@ -455,17 +256,17 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     device = rt.device
     is_main = rt.env.is_main
 
-    train_recs, dev_recs = _load_split(cfg)
+    train_recs, dev_recs = load_split(cfg)
     # Dev transcripts count too: a symbol seen only in dev must still be encodable.
     start = _starting_point(cfg, out, [r.text for r in train_recs + dev_recs])
     frontend, vocab, resume_payload = start.frontend, start.vocab, start.resume
 
-    featurize = _Featurize(frontend)
+    featurize = Featurize(frontend)
     augment = None
     if tc.image_augment is not None:
         if frontend.modality != "image":
             raise ValueError("train.image_augment needs an image model (data.modality = 'image')")
-        augment = _Featurize(frontend, tc.image_augment)
+        augment = Featurize(frontend, tc.image_augment)
 
     train_ds = FeatureDataset(
         train_recs,
@@ -478,7 +279,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         augment=augment,
     )
     dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
-    _prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
+    prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
 
     model = _build_model(cfg, start, train_ds)
     words, word_targets = _word_ctc(tc, model, train_recs, resume_payload) or (None, None)
@@ -495,7 +296,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
             dropped,
         )
     lengths = [train_ds.length(i) for i in range(len(train_ds))]
-    sampler = _sampler([lengths[i] for i in keep], tc, rt.env)
+    sampler = frame_sampler([lengths[i] for i in keep], tc, rt.env)
     steps_per_epoch = len(sampler)
     opt = torch.optim.AdamW(trainee.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     cycle = OneCycle(
@@ -625,118 +426,18 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     if is_main and len(recent) > 1:
         # With a dev set, best.pt exists once an epoch has run; without one, the average is it.
         meta = {**extra_meta, "epoch": history[-1]["epoch"]}
-        _save_average(list(recent), recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
+        save_average(list(recent), recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
     elif is_main and (not dev_refs or not (out / "best.pt").exists()):
         # Without a dev set the model to use is simply the last one.
         meta = {"dev_error": best} if dev_refs else {}
         recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, **meta)
     if is_main and dev_refs and tc.tune_blank_shift:
         # One dev pass and a sweep of cheap comparisons; other ranks wait below.
-        _tune_blank_shift(out / "best.pt", dev_ds, dev_refs, tc, device)
+        tune_blank_shift(out / "best.pt", dev_ds, dev_refs, tc, device)
     if rt.env.enabled:
         digest = rt.check_replicas(model)
         log.info("weights identical on all %d ranks (sha256 %s)", rt.env.world_size, digest[:16])
     return out / "best.pt"
-
-
-def _save_average(
-    states: list[dict[str, torch.Tensor]],
-    recognizer: Recognizer,
-    dev_ds: FeatureDataset,
-    dev_refs: list[str],
-    tc: TrainConfig,
-    device: torch.device,
-    best: float,
-    out: Path,
-    meta: dict[str, Any],
-) -> None:
-    """Average the last epochs' ``states`` into ``averaged.pt``, which becomes
-    ``best.pt`` if its dev error is below ``best`` (always, without a dev set).
-    ``meta`` goes into the model file; its ``epoch`` is the number of the epoch
-    the last state is from."""
-    avg = copy.deepcopy(recognizer.model)
-    avg.load_state_dict(average_states(states))
-    averaged = Recognizer(recognizer.frontend, avg, recognizer.vocab)
-    last = meta["epoch"]
-    span = f"{last - len(states) + 1}-{last}"
-    meta = {**meta, "averaged_epochs": span}
-    if not dev_refs:
-        averaged.save(out / "averaged.pt", **meta)
-        averaged.save(out / "best.pt", **meta)
-        log.info("average of epochs %s (no dev set): it becomes best.pt", span)
-        return
-    metric = UNIT_METRICS[averaged.vocab.unit][0]
-    err = score(averaged.vocab, dev_refs, decode_dataset(avg, dev_ds, tc.max_frames, device))
-    meta["dev_error"] = err[metric]
-    averaged.save(out / "averaged.pt", **meta)
-    better = err[metric] < best
-    log.info(
-        "average of epochs %s: dev %s %.2f%% (best single epoch %.2f%%)%s",
-        span,
-        metric,
-        100 * err[metric],
-        100 * best,
-        "; it becomes best.pt" if better else "",
-    )
-    if better:
-        averaged.save(out / "best.pt", **meta)
-
-
-def _tune_blank_shift(
-    path: Path, dev_ds: FeatureDataset, dev_refs: list[str], tc: TrainConfig, device: torch.device
-) -> None:
-    """Store in ``path`` the blank shift with the lowest greedy dev error (0: none),
-    with the dev error of every shift tried. The sweep always starts from the
-    unshifted model, so a resumed run that tunes again gets the same result."""
-    from seqrec.decoders.greedy import blank_shift_errors
-
-    payload = load_checkpoint(path)
-    rec = unshifted_recognizer(payload)
-    rec.model.to(device)
-    feats = [dev_ds[i][0] for i in range(len(dev_ds))]  # normalised, unaugmented
-    lps = rec.log_probs_each(feats, tc.max_frames, device)
-    errors = blank_shift_errors(lps, dev_refs, rec.vocab)
-    shift = store_blank_shift(payload, errors)
-    table = ", ".join(f"{s:g}: {100 * e:.2f}%" for s, e in errors.items())
-    log.info("blank shift on dev: %s; best %g", table, shift)
-    save_checkpoint(path, payload)
-
-
-def unshifted_recognizer(payload: dict[str, Any]) -> Recognizer:
-    """The recogniser of a model file's ``payload`` without its blank shift."""
-    return Recognizer.from_payload(
-        {**payload, "model_config": {**payload["model_config"], "blank_shift": 0.0}}
-    )
-
-
-def store_blank_shift(payload: dict[str, Any], errors: dict[float, float]) -> float:
-    """Put the best shift of a dev sweep into a model file's ``payload`` and return it:
-    ``dev_error`` becomes the shifted model's, ``dev_error_unshifted`` keeps the
-    plain one, ``blank_shift_dev_errors`` holds every shift's."""
-    from seqrec.decoders.greedy import best_blank_shift
-
-    shift = best_blank_shift(errors)
-    payload["model_config"] = {**payload["model_config"], "blank_shift": shift}
-    payload["blank_shift_dev_errors"] = {f"{s:g}": e for s, e in errors.items()}
-    payload["dev_error"] = errors[shift]
-    payload["dev_error_unshifted"] = errors[0.0]
-    return shift
-
-
-class _Featurize:
-    """``(record, speed[, rng]) -> raw (T, F)`` through a frontend; picklable for workers.
-
-    With an image augmentation config, every call with an ``rng`` distorts the image first.
-    """
-
-    def __init__(self, frontend: Frontend, image_augment: Any = None) -> None:
-        self.frontend = frontend
-        self.image_augment = image_augment
-
-    def __call__(self, rec: Record, speed: float, rng: random.Random | None = None) -> torch.Tensor:
-        if self.image_augment is None:
-            return self.frontend.raw(rec.path, speed)
-        return self.frontend.raw(rec.path, speed, augment=self.image_augment, rng=rng)
 
 
 def _listify(x: Any) -> Any:

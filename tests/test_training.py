@@ -160,7 +160,7 @@ def test_non_finite_steps_are_skipped_and_weights_kept():
 
 
 def test_one_cycle_shape():
-    from seqrec.training import OneCycle
+    from seqrec.schedule import OneCycle
 
     c = OneCycle(total_steps=100, warmup_fraction=0.1, start_divisor=10.0)
     f = [c.factor(s) for s in range(101)]
@@ -200,7 +200,7 @@ def test_intermediate_ctc_taps_share_the_output_layer():
 
 
 def test_average_states_means_floats_and_keeps_counters():
-    from seqrec.training import average_states
+    from seqrec.selection import average_states
 
     a = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(4)}
     b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(9)}
@@ -335,7 +335,7 @@ def test_tune_blank_tool_shifts_a_trained_model_on_held_out_speakers(tmp_path, c
 def test_held_out_split_follows_the_model_files_own_dev_setting(tmp_path):
     from seqrec.data.loader import split_by_speaker
     from seqrec.data.manifest import read_manifest
-    from seqrec.training import held_out_split
+    from seqrec.train_data import held_out_split
 
     speakers = ["george", "jackson", "nicolas", "theo", "yweweler"]
     m = _manifest(tmp_path, [(d, s, t) for d in (0, 1) for s in speakers for t in (0, 1)])

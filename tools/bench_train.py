@@ -57,7 +57,8 @@ from seqrec.distributed import Runtime  # noqa: E402
 from seqrec.features.audio import AudioFrontendConfig  # noqa: E402
 from seqrec.features.frontend import AudioFrontend  # noqa: E402
 from seqrec.models.blstm import BiLSTMCTC, ModelConfig, stack_frames  # noqa: E402
-from seqrec.training import decode_dataset, score, train_epoch  # noqa: E402
+from seqrec.selection import decode_dataset, score  # noqa: E402
+from seqrec.training import train_epoch  # noqa: E402
 from seqrec.vocab import BLANK_ID, Vocabulary  # noqa: E402
 
 

@@ -27,11 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from seqrec.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from seqrec.decoders.greedy import blank_shift_errors  # noqa: E402
-from seqrec.training import (  # noqa: E402
-    held_out_split,
-    store_blank_shift,
-    unshifted_recognizer,
-)
+from seqrec.selection import store_blank_shift, unshifted_recognizer  # noqa: E402
+from seqrec.train_data import held_out_split  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

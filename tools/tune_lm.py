@@ -35,7 +35,7 @@ from seqrec.decoders.greedy import greedy_decode  # noqa: E402
 from seqrec.decoders.lm import NgramLM, arpa_text, train_lm  # noqa: E402
 from seqrec.metrics import METRICS, UNIT_METRICS  # noqa: E402
 from seqrec.recognizer import Recognizer  # noqa: E402
-from seqrec.training import held_out_split  # noqa: E402
+from seqrec.train_data import held_out_split  # noqa: E402
 
 
 def dev_log_probs(rec: Recognizer, records):
