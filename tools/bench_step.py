@@ -78,7 +78,7 @@ def main() -> None:
         frontend = build_frontend(exp.data.modality, exp.features)
         mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=args.vocab, **exp.model)
         # The training runtime decides the precision (bf16 falls back to float32 on a
-        # CPU without fast bf16 kernels), so the figure is the one a training would see.
+        # CPU without AMX), so the figure is the one a training would see.
         rt = Runtime("cpu", exp.train.amp)
         s = step_seconds(mcfg, args.batch, args.frames, rt, args.steps, args.warmup)
         print(f"{name}: {s:.3f} s per step ({args.batch} x {args.frames} frames, amp {rt.amp})")
