@@ -90,8 +90,9 @@ class Runtime:
     cuDNN LSTM casts to float16 whatever the autocast type (in the torch sources
     we read), so LSTM gradients need loss scaling in either mode. On CPU
     ``bf16`` runs convs, linear layers and the LSTM in bfloat16 where the CPU
-    has AMX (float32 elsewhere, which is faster there), with no scaler since bfloat16 has float32's
-    range; ``fp16`` is ignored on CPU (slower than float32 there).
+    has AMX (float32 elsewhere, which is faster there), with no scaler since
+    bfloat16 has float32's range; ``fp16`` is ignored on CPU (slower than
+    float32 there).
     """
 
     def __init__(

@@ -46,13 +46,13 @@ class ModelConfig:
     regularises the recurrence itself. Inference and exported graphs are
     unchanged by it. ``locked_dropout`` draws ``dropout``'s mask once per
     sequence and feature and keeps it over all time steps (variational dropout,
-    Gal & Ghahramani 2016) instead of afresh at every frame; drawing it is also
-    far cheaper on a CPU. ``self_condition`` lists BiLSTM layers (1-based, below the
-    top one) whose output is conditioned on its own CTC posteriors
-    (self-conditioned CTC, Nozaki & Komatsu 2021): the shared output layer reads
-    the layer, and a linear map of the softmax is added back before the next
-    layer, so upper layers see what the lower ones would emit. It acts in
-    inference too; train it with intermediate CTC losses on the same layers.
+    Gal & Ghahramani 2016) instead of afresh at every frame. ``self_condition``
+    lists BiLSTM layers (1-based, below the top one) whose output is
+    conditioned on its own CTC posteriors (self-conditioned CTC, Nozaki &
+    Komatsu 2021): the shared output layer reads the layer, and a linear map
+    of the softmax is added back before the next layer, so upper layers see
+    what the lower ones would emit. It acts in inference too; train it with
+    intermediate CTC losses on the same layers.
     """
 
     input_dim: int
@@ -136,9 +136,8 @@ def keep_mask(shape: Sequence[int], p: float, device: torch.device) -> tuple[tor
     return random_bytes < keep, 256.0 / keep
 
 
-class FastDropout(nn.Module):
-    """``nn.Dropout`` with byte-sized random numbers on CPU (see :func:`keep_mask`);
-    plain ``nn.functional.dropout`` on other devices, where ``bernoulli_`` is fast."""
+class _Dropout(nn.Module):
+    """Dropout's checks and off switch; subclasses draw the mask in :meth:`drop`."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -149,24 +148,27 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
+        return self.drop(x)
+
+    def drop(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FastDropout(_Dropout):
+    """``nn.Dropout`` with byte-sized random numbers on CPU (see :func:`keep_mask`);
+    plain ``nn.functional.dropout`` on other devices, where ``bernoulli_`` is fast."""
+
+    def drop(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
             return nn.functional.dropout(x, self.p, training=True)
         mask, scale = keep_mask(x.shape, self.p, x.device)
         return x * (mask.to(x.dtype) * scale)
 
 
-class LockedDropout(nn.Module):
+class LockedDropout(_Dropout):
     """Dropout on ``(B, T, F)`` with one mask per sequence and feature, shared by all frames."""
 
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {p}")
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
+    def drop(self, x: torch.Tensor) -> torch.Tensor:
         keep = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1.0 - self.p)
         return x * keep / (1.0 - self.p)
 
