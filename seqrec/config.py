@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -73,6 +74,9 @@ class TrainConfig:
     training become one unknown-word symbol. A phone model learns which words
     it hears, and with them the canonical phones of words said otherwise; the
     model file is unchanged (the word layer stays in ``last.pt`` alone).
+    ``entropy_weight`` > 0 subtracts that weight times the mean per-frame
+    entropy of the output distribution from the loss, a confidence penalty
+    against over-confident, peaky CTC posteriors.
     """
 
     out_dir: str = "exp/model"
@@ -103,6 +107,7 @@ class TrainConfig:
     tune_blank_shift: bool = False
     word_ctc_weight: float = 0.0
     word_ctc_min_count: int = 2
+    entropy_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.word_ctc_weight < 1.0:
@@ -111,6 +116,8 @@ class TrainConfig:
         if self.word_ctc_min_count < 1:
             n = self.word_ctc_min_count
             raise ValueError(f"train.word_ctc_min_count must be 1 or more, got {n}")
+        if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0.0):
+            raise ValueError(f"train.entropy_weight must be >= 0, got {self.entropy_weight}")
         if not 0.0 <= self.inter_ctc_weight < 1.0:
             w = self.inter_ctc_weight
             raise ValueError(f"train.inter_ctc_weight must be in [0, 1), got {w}")

@@ -60,6 +60,7 @@ def train_epoch(
     inter_weight: float = 0.0,
     word_targets: Sequence[list[int]] | None = None,
     word_weight: float = 0.0,
+    entropy_weight: float = 0.0,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -71,9 +72,11 @@ def train_epoch(
     layer's plus ``inter_weight`` times the mean over those layers' (see
     :meth:`BiLSTMCTC.forward`). ``word_targets`` (word ids per dataset item)
     adds word CTC with ``word_weight``; ``model`` is then a
-    :class:`~seqrec.word_ctc.WithWordCTC`. Returns (sum of per-item losses, items used,
-    steps skipped); the loss reported is the final layer's alone, comparable
-    across settings.
+    :class:`~seqrec.word_ctc.WithWordCTC`. ``entropy_weight`` > 0 subtracts that
+    weight times the mean entropy of the top layer's output distribution over
+    the valid frames (a confidence penalty, see :func:`frame_entropy`). Returns
+    (sum of per-item losses, items used, steps skipped); the loss reported is the
+    final layer's alone, comparable across settings.
     """
     rt = runtime if runtime is not None else Runtime(device)
     model.train()
@@ -100,6 +103,8 @@ def train_epoch(
             wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
             word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
             loss = (1 - word_weight) * loss + word_weight * word
+        if entropy_weight > 0:
+            loss = loss - entropy_weight * frame_entropy(lp, ol)
         opt.zero_grad(set_to_none=True)
         if not rt.backward_step(loss, opt, model.parameters(), grad_clip):
             skipped += 1
@@ -120,6 +125,19 @@ def train_epoch(
         if stop is not None and stop():
             break
     return loss_sum, n, skipped
+
+
+def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of the per-frame output distributions over the valid frames.
+
+    ``log_probs`` is ``(B, T, V)``, ``lengths`` the valid frames of each item.
+    Rewarding it counters CTC's over-confident, peaky posteriors (the
+    confidence penalty of Pereyra et al., 2017).
+    """
+    lp = log_probs.float()
+    h = -(lp.exp() * lp).sum(-1)
+    valid = torch.arange(lp.shape[1], device=lp.device)[None, :] < lengths.to(lp.device)[:, None]
+    return (h * valid).sum() / valid.sum().clamp(min=1)
 
 
 @dataclass
@@ -406,6 +424,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 inter_weight=tc.inter_ctc_weight,
                 word_targets=word_targets,
                 word_weight=tc.word_ctc_weight,
+                entropy_weight=tc.entropy_weight,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

@@ -159,6 +159,56 @@ def test_non_finite_steps_are_skipped_and_weights_kept():
     assert (n, skipped) == (1, 0) and loss_sum > 0
 
 
+def test_frame_entropy_averages_valid_frames_only():
+    import math
+
+    from seqrec.training import frame_entropy
+
+    uniform, sure = math.log(0.25), torch.log(torch.tensor([1.0, 1e-30, 1e-30, 1e-30]))
+    lp = torch.full((2, 3, 4), uniform)
+    lp[1, 0] = sure  # item 1: one certain frame, then padding (uniform, must not count)
+    h = frame_entropy(lp, torch.tensor([3, 1]))
+    assert h.item() == pytest.approx(3 * math.log(4) / 4, rel=1e-5)
+
+
+def test_entropy_weight_makes_training_less_confident():
+    from seqrec.data.loader import FeatureDataset
+    from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+    from seqrec.training import frame_entropy, train_epoch
+    from seqrec.vocab import Vocabulary
+
+    vocab = Vocabulary.from_transcripts(["A B C"], "phone")
+    gen = torch.Generator().manual_seed(0)
+    feats = [torch.randn(16, 4, generator=gen) for _ in range(4)]
+    recs = [Record(str(i), str(i), "A B C"[: 1 + 2 * (i % 3)]) for i in range(4)]
+    ds = FeatureDataset(recs, lambda rec, speed: feats[int(rec.id)], vocab)
+    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    lengths, cpu = torch.full((4,), 16), torch.device("cpu")
+
+    def entropy_after(weight: float) -> float:
+        torch.manual_seed(0)
+        model = BiLSTMCTC(ModelConfig(4, len(vocab), hidden=8, layers=1))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        ctc = torch.nn.CTCLoss()
+        for _ in range(30):
+            batches = [[0, 1, 2, 3]]
+            train_epoch(model, ds, batches, opt, sched, ctc, 5.0, cpu, entropy_weight=weight)
+        model.eval()
+        with torch.no_grad():
+            lp, ol = model(x, lengths)
+        return frame_entropy(lp, ol).item()
+
+    h0, h1, h3 = (entropy_after(w) for w in (0.0, 1.0, 3.0))
+    assert h0 < h1 < h3 and h3 > 2 * h0
+
+
+def test_entropy_weight_must_not_be_negative(tmp_path):
+    m = _manifest(tmp_path, [(0, "jackson", 0)])
+    with pytest.raises(ValueError, match="entropy_weight"):
+        train(_config(tmp_path, m, epochs=1, entropy_weight=-0.1))
+
+
 def test_one_cycle_shape():
     from seqrec.schedule import OneCycle
 
