@@ -134,7 +134,7 @@ def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     Rewarding it counters CTC's over-confident, peaky posteriors (the
     confidence penalty of Pereyra et al., 2017).
     """
-    lp = log_probs.float()
+    lp = log_probs.float().clamp(min=-100.0)  # a -inf (16-bit underflow) would give 0 * inf
     h = -(lp.exp() * lp).sum(-1)
     valid = torch.arange(lp.shape[1], device=lp.device)[None, :] < lengths.to(lp.device)[:, None]
     return (h * valid).sum() / valid.sum().clamp(min=1)

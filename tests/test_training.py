@@ -169,6 +169,13 @@ def test_frame_entropy_averages_valid_frames_only():
     lp[1, 0] = sure  # item 1: one certain frame, then padding (uniform, must not count)
     h = frame_entropy(lp, torch.tensor([3, 1]))
     assert h.item() == pytest.approx(3 * math.log(4) / 4, rel=1e-5)
+    lp = lp.clone()
+    lp[1, 0] = torch.tensor([0.0, -math.inf, -math.inf, -math.inf])  # 16-bit underflow
+    lp.requires_grad_()
+    h = frame_entropy(lp, torch.tensor([3, 1]))
+    h.backward()
+    assert h.item() == pytest.approx(3 * math.log(4) / 4, rel=1e-5)
+    assert torch.isfinite(lp.grad).all()
 
 
 def test_entropy_weight_makes_training_less_confident():
