@@ -26,7 +26,7 @@ from seqrec.features.base import Frontend
 from seqrec.features.frontend import build_frontend, frontend_from_dict
 from seqrec.io import atomic_write_text
 from seqrec.metrics import UNIT_METRICS
-from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig, lengths_mask
 from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
 from seqrec.schedule import OneCycle
@@ -136,7 +136,7 @@ def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     """
     lp = log_probs.float().clamp(min=-100.0)  # a -inf (16-bit underflow) would give 0 * inf
     h = -(lp.exp() * lp).sum(-1)
-    valid = torch.arange(lp.shape[1], device=lp.device)[None, :] < lengths.to(lp.device)[:, None]
+    valid = lengths_mask(lengths.to(lp.device), lp.shape[1])
     return (h * valid).sum() / valid.sum().clamp(min=1)
 
 

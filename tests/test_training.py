@@ -198,8 +198,8 @@ def test_entropy_weight_makes_training_less_confident():
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         ctc = torch.nn.CTCLoss()
+        batches = [[0, 1, 2, 3]]
         for _ in range(30):
-            batches = [[0, 1, 2, 3]]
             train_epoch(model, ds, batches, opt, sched, ctc, 5.0, cpu, entropy_weight=weight)
         model.eval()
         with torch.no_grad():
