@@ -119,7 +119,10 @@ class Runtime:
             amp = "none"
         self.amp = amp
         scaled = amp != "none" and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler(device.type, enabled=scaled)
+        # Start the loss scale at 2**10, not torch's 2**16: CTC gradients on the LSTM
+        # weights reach several units at the start, and on an H200 the default scale
+        # overflowed (and so skipped) the first three fp16 steps of a small model.
+        self.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**10, enabled=scaled)
         self._now = time.time()
         self._owns_group = False
 

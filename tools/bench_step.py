@@ -7,8 +7,10 @@ Builds the model that the config's ``[model]`` and ``[features]`` sections
 describe (vocabulary size ``--vocab``), then times the forward pass, the
 backward pass of the mean log-prob (no CTC) and an AdamW step on ``--batch``
 random utterances of ``--frames`` frames, with the config's ``train.amp``
-autocast. ``--set`` changes the config for every model timed; each
-``--compare KEY=VALUE`` adds a model with that one change. The median of
+autocast, on the config's ``train.device`` (``--set train.device=cuda`` times a
+GPU step, synchronised before and after). ``--set`` changes the config for
+every model timed; each ``--compare KEY=VALUE`` adds a model with that one
+change. The median of
 ``--steps`` steps (after ``--warmup``) is printed for each.
 """
 
@@ -36,17 +38,21 @@ def step_seconds(
     """Median seconds of one forward + backward + AdamW step on random features,
     under the training runtime's autocast."""
     torch.manual_seed(0)
-    model = BiLSTMCTC(mcfg).train()
+    model = BiLSTMCTC(mcfg).train().to(rt.device)
     opt = torch.optim.AdamW(model.parameters())
-    x, lengths = torch.randn(batch, frames, mcfg.input_dim), torch.full((batch,), frames)
+    x = torch.randn(batch, frames, mcfg.input_dim, device=rt.device)
+    lengths = torch.full((batch,), frames, device=rt.device)
+    sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
     times = []
     for i in range(warmup + steps):
+        sync()
         t0 = time.perf_counter()
         with rt.autocast():
             lp, _ = model(x, lengths)
         opt.zero_grad(set_to_none=True)
         lp.float().mean().backward()
         opt.step()
+        sync()  # CUDA runs asynchronously: time the finished step
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
@@ -77,11 +83,14 @@ def main() -> None:
         exp = load_experiment(args.config, overrides)
         frontend = build_frontend(exp.data.modality, exp.features)
         mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=args.vocab, **exp.model)
-        # The training runtime decides the precision (bf16 falls back to float32 on a
-        # CPU without AMX), so the figure is the one a training would see.
-        rt = Runtime("cpu", exp.train.amp)
+        # The training runtime decides the device and precision (bf16 falls back to
+        # float32 on a CPU without AMX), so the figure is the one a training would see.
+        rt = Runtime(exp.train.device, exp.train.amp)
         s = step_seconds(mcfg, args.batch, args.frames, rt, args.steps, args.warmup)
-        print(f"{name}: {s:.3f} s per step ({args.batch} x {args.frames} frames, amp {rt.amp})")
+        print(
+            f"{name}: {s:.3f} s per step ({args.batch} x {args.frames} frames, "
+            f"{rt.device.type}, amp {rt.amp})"
+        )
 
 
 if __name__ == "__main__":
