@@ -22,3 +22,54 @@ def test_empty_reference():
     assert error_rate([[]], [["x"]]) == 1.0
     with pytest.raises(ValueError):
         error_rate([["a"]], [])
+
+
+def test_edit_counts_split_the_edit_distance():
+    from seqrec.metrics import edit_counts
+
+    assert edit_counts("a b c d".split(), "a x c".split()) == (1, 1, 0)
+    assert edit_counts("a b".split(), "a b c".split()) == (0, 0, 1)
+    assert edit_counts([], ["x", "y"]) == (0, 0, 2)
+    assert edit_counts(["x", "y"], []) == (0, 2, 0)
+    # Equally short alignments: a deletion plus an insertion around a match beat
+    # two substitutions.
+    assert edit_counts("a b".split(), "b c".split()) == (0, 1, 1)
+    assert edit_counts("a b c".split(), "a b c".split()) == (0, 0, 0)
+
+
+def _tool(name):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).parents[1] / "tools" / f"{name}.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_error_breakdown_splits_a_report_by_speaker(tmp_path, capsys):
+    import json
+
+    items = [
+        {"id": "1", "path": "/d/SPK1/1.wav", "ref": "AH B K", "hyp": "AH K"},
+        {"id": "2", "path": "/d/SPK1/2.wav", "ref": "S T", "hyp": "S T IY"},
+        {"id": "3", "path": "/d/SPK2/3.wav", "ref": "M N OW", "hyp": "M L OW"},
+        {"id": "4", "path": "/d/SPK2/4.wav", "ref": "OW", "hyp": "", "error": "unreadable"},
+    ]
+    report = {"summary": {"per": 4 / 9, "num_items": 4}, "items": items}
+    tool = _tool("error_breakdown")
+    result = tool.breakdown(report)
+    assert result["unit"] == "token"
+    assert result["total"] == {"ref": 9, "sub": 1, "del": 2, "ins": 1}
+    refs, hyps = [i["ref"] for i in items], [i["hyp"] for i in items]
+    assert tool.rate(result["total"]) == pytest.approx(100 * per(refs, hyps))
+    assert result["groups"]["SPK1"] == {"ref": 5, "sub": 0, "del": 1, "ins": 1}
+    assert tool.breakdown({"summary": {"cer": 0.1}, "items": items[:1]})["total"]["del"] == 2
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    tool.main([str(path)])
+    out = capsys.readouterr().out
+    assert "error 44.44 % = substituted 11.11 % + deleted 22.22 % + inserted 11.11 %" in out
+    assert "2 groups, error 40.00-50.00 %" in out

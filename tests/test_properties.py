@@ -16,7 +16,7 @@ from seqrec.features.audio import (
     num_frames,
 )
 from seqrec.features.image import ImageError, ImageFrontendConfig, image_features
-from seqrec.metrics import cer, edit_distance, error_rate, wer
+from seqrec.metrics import cer, edit_counts, edit_distance, error_rate, wer
 from seqrec.transcribe import decode_long
 from seqrec.vocab import BLANK_ID, Vocabulary
 
@@ -184,6 +184,15 @@ def test_edit_distance_is_a_metric(a, b, c):
     assert d(a, b) == d(b, a)
     assert d(a, c) <= d(a, b) + d(b, c)
     assert abs(len(a) - len(b)) <= d(a, b) <= max(len(a), len(b))
+
+
+@SETTINGS
+@given(symbols, symbols)
+def test_edit_counts_add_up_to_the_edit_distance(ref, hyp):
+    subs, dels, ins = edit_counts(ref, hyp)
+    assert subs + dels + ins == edit_distance(ref, hyp)
+    assert dels - ins == len(ref) - len(hyp)
+    assert min(subs, dels, ins) >= 0
 
 
 @SETTINGS
