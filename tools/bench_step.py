@@ -10,8 +10,8 @@ random utterances of ``--frames`` frames, with the config's ``train.amp``
 autocast, on the config's ``train.device`` (``--set train.device=cuda`` times a
 GPU step, synchronised before and after). ``--set`` changes the config for
 every model timed; each ``--compare KEY=VALUE`` adds a model with that one
-change. The median of
-``--steps`` steps (after ``--warmup``) is printed for each.
+change. The median of ``--steps`` steps (after ``--warmup``) is printed for
+each.
 """
 
 from __future__ import annotations

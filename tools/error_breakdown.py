@@ -6,8 +6,8 @@ Reads the JSON written by ``seqrec evaluate --json`` (a recipe's
 ``test_report.json``) and prints the share of reference units substituted,
 deleted and inserted (they add up to the report's error rate), then the error
 rate of each group of items, lowest first. A group is the folder that holds
-the item's audio or image (the speaker in speechocean762, FSDD strings and
-Kaldi-style layouts; ``--group none`` turns the table off). Units are
+the item's audio or image (the speaker in speechocean762, whose recordings lie
+in one folder per speaker; ``--group none`` turns the table off). Units are
 characters when the report's summary has ``cer``, else whitespace-separated
 tokens (phones, words); ``--unit`` overrides it. An unreadable input counts as
 an empty hypothesis, as in the report's summary.
