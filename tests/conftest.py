@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def write_tone(
@@ -35,6 +38,20 @@ def write_tone(
 def tone() -> Callable[..., Path]:
     """:func:`write_tone`, as a fixture."""
     return write_tone
+
+
+def load_tool(name: str) -> ModuleType:
+    """The script ``tools/<name>.py`` imported as a module (``tools`` is no package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tool() -> Callable[[str], ModuleType]:
+    """:func:`load_tool`, as a fixture."""
+    return load_tool
 
 
 @pytest.fixture

@@ -37,19 +37,7 @@ def test_edit_counts_split_the_edit_distance():
     assert edit_counts("a b c".split(), "a b c".split()) == (0, 0, 0)
 
 
-def _tool(name):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        name, Path(__file__).parents[1] / "tools" / f"{name}.py"
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-def test_error_breakdown_splits_a_report_by_speaker(tmp_path, capsys):
+def test_error_breakdown_splits_a_report_by_speaker(tmp_path, capsys, tool):
     import json
 
     items = [
@@ -59,17 +47,18 @@ def test_error_breakdown_splits_a_report_by_speaker(tmp_path, capsys):
         {"id": "4", "path": "/d/SPK2/4.wav", "ref": "OW", "hyp": "", "error": "unreadable"},
     ]
     report = {"summary": {"per": 4 / 9, "num_items": 4}, "items": items}
-    tool = _tool("error_breakdown")
-    result = tool.breakdown(report)
+    breakdown_tool = tool("error_breakdown")
+    result = breakdown_tool.breakdown(report)
     assert result["unit"] == "token"
     assert result["total"] == {"ref": 9, "sub": 1, "del": 2, "ins": 1}
     refs, hyps = [i["ref"] for i in items], [i["hyp"] for i in items]
-    assert tool.rate(result["total"]) == pytest.approx(100 * per(refs, hyps))
+    assert breakdown_tool.rate(result["total"]) == pytest.approx(100 * per(refs, hyps))
     assert result["groups"]["SPK1"] == {"ref": 5, "sub": 0, "del": 1, "ins": 1}
-    assert tool.breakdown({"summary": {"cer": 0.1}, "items": items[:1]})["total"]["del"] == 2
+    chars = breakdown_tool.breakdown({"summary": {"cer": 0.1}, "items": items[:1]})
+    assert chars["total"]["del"] == 2
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report))
-    tool.main([str(path)])
+    breakdown_tool.main([str(path)])
     out = capsys.readouterr().out
     assert "error 44.44 % = substituted 11.11 % + deleted 22.22 % + inserted 11.11 %" in out
     assert "2 groups, error 40.00-50.00 %" in out

@@ -357,33 +357,27 @@ def test_blank_shift_is_not_a_training_setting(tmp_path):
         train(cfg)
 
 
-def test_tune_blank_tool_shifts_a_trained_model_on_held_out_speakers(tmp_path, capsys):
-    import importlib.util
-
+def test_tune_blank_tool_shifts_a_trained_model_on_held_out_speakers(tmp_path, capsys, tool):
     from seqrec.data.loader import split_by_speaker
     from seqrec.data.manifest import read_manifest
 
     m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
     best = train(_config(tmp_path, m, epochs=3))
-    spec = importlib.util.spec_from_file_location(
-        "tune_blank", Path(__file__).parents[1] / "tools" / "tune_blank.py"
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tune_blank = tool("tune_blank")
     out = tmp_path / "shifted.pt"
     with pytest.raises(SystemExit):  # this model was selected on a dev manifest: say which
-        tool.main([str(best), str(m), "--out", str(out)])
+        tune_blank.main([str(best), str(m), "--out", str(out)])
     assert "pass that dev manifest" in capsys.readouterr().err
     _, dev = split_by_speaker(read_manifest(m), 1, 0)
     write_manifest(tmp_path / "dev.jsonl", dev)
-    tool.main([str(best), str(m), "--out", str(out), "--dev", str(tmp_path / "dev.jsonl")])
+    tune_blank.main([str(best), str(m), "--out", str(out), "--dev", str(tmp_path / "dev.jsonl")])
     assert "best: " in capsys.readouterr().out
     shifted = torch.load(out, weights_only=True)
     shift = shifted["model_config"]["blank_shift"]
     assert evaluate(out, tmp_path / "dev.jsonl")["wer"] == pytest.approx(shifted["dev_error"])
     # Tuning the shifted file again starts from its unshifted output: the same shift.
     again = tmp_path / "again.pt"
-    tool.main([str(out), str(m), "--out", str(again), "--dev", str(tmp_path / "dev.jsonl")])
+    tune_blank.main([str(out), str(m), "--out", str(again), "--dev", str(tmp_path / "dev.jsonl")])
     twice = torch.load(again, weights_only=True)
     assert twice["model_config"]["blank_shift"] == shift
     assert twice["blank_shift_dev_errors"] == shifted["blank_shift_dev_errors"]
@@ -419,8 +413,7 @@ def test_held_out_split_follows_the_model_files_own_dev_setting(tmp_path):
         held_out_split(payload({"dev_speakers": 0}), m)
 
 
-def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys):
-    import importlib.util
+def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys, tool):
 
     from seqrec.data.loader import split_by_speaker
     from seqrec.data.manifest import read_manifest
@@ -430,14 +423,10 @@ def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys):
     cfg = _config(tmp_path, m, epochs=2)
     cfg = replace(cfg, data=replace(cfg.data, dev="", dev_speakers=2))
     best = train(cfg)
-    spec = importlib.util.spec_from_file_location(
-        "tune_lm", Path(__file__).parents[1] / "tools" / "tune_lm.py"
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tune_lm = tool("tune_lm")
     out = tmp_path / "lm"
     args = [str(best), str(m), "--out", str(out), "--orders", "2", "--weights", "0.5"]
-    tool.main([*args, "--bonuses", "0", "--beam", "4"])
+    tune_lm.main([*args, "--bonuses", "0", "--beam", "4"])
     rest, dev = split_by_speaker(read_manifest(m), 2, 0)  # the model file's split
     assert f"dev: {len(dev)} items held out" in capsys.readouterr().out
     assert read_manifest(out / "lm_train_part.jsonl") == rest
