@@ -12,6 +12,7 @@ hang in a collective.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -59,14 +60,8 @@ class DistEnv:
         return cls(rank, world, local)
 
 
-def _cpu_has_fast_bf16() -> bool:
-    """Whether bfloat16 autocast speeds up training on this CPU: only with AMX tiles.
-
-    AVX-512 BF16 alone is not enough: on a 2-core AVX-512 BF16 CPU without AMX a
-    speech recipe step took 0.85 s in bfloat16 against 0.68 s in float32
-    (``tools/bench_step.py``); 0.52 s against 0.75 s on the CPU of the project's
-    earlier trainings, whose flags were not recorded (that speed points to AMX).
-    """
+def _cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (torch's query, else the kernel's CPU flags)."""
     init_amx = getattr(getattr(torch._C, "_cpu", None), "_init_amx", None)
     if init_amx is not None:
         try:
@@ -80,6 +75,56 @@ def _cpu_has_fast_bf16() -> bool:
         return False
 
 
+def _bf16_probe_seconds(reps: int = 3) -> tuple[float, float]:
+    """Best seconds of ``reps`` forward + backward passes of a small conv + LSTM
+    (the speech recipe's shapes, 16 utterances of 2 s) in float32 and in
+    bfloat16 autocast, after one warm-up pass each. Torch's random state is
+    left as it was."""
+    best = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        conv1 = torch.nn.Conv2d(1, 32, 3, stride=2, padding=1)
+        conv2 = torch.nn.Conv2d(32, 32, 3, padding=1)
+        lstm = torch.nn.LSTM(32 * 40, 256, batch_first=True)
+        x = torch.randn(16, 1, 200, 80)
+        for dtype in (torch.float32, torch.bfloat16):
+            times = []
+            for _ in range(reps + 1):
+                t0 = time.perf_counter()
+                with torch.autocast("cpu", torch.bfloat16, enabled=dtype is torch.bfloat16):
+                    h = conv2(torch.relu(conv1(x)))[:, :, ::2]  # (16, 32, 50, 40)
+                    y = lstm(h.permute(0, 2, 1, 3).reshape(16, 50, -1))[0]
+                y.float().sum().backward()
+                times.append(time.perf_counter() - t0)
+            best[dtype] = min(times[1:])
+    return best[torch.float32], best[torch.bfloat16]
+
+
+@functools.cache
+def _cpu_has_fast_bf16() -> bool:
+    """Whether bfloat16 autocast speeds up training on this CPU.
+
+    Yes with AMX tiles. Otherwise a short timing decides (about half a second,
+    once per process): with AVX-512 BF16 alone the answer has gone both ways. A
+    speech recipe step (``tools/bench_step.py``, 20 x 400 frames, 2 threads)
+    took 0.85 s in bfloat16 against 0.68 s in float32 on one 2-core AVX-512
+    BF16 CPU without AMX, and 0.45 s against 0.68 s on another (an AMD EPYC);
+    on a CPU with AMX 0.52 s against 0.75 s. bfloat16 is used when the probe
+    runs at most 0.85 times as long as float32.
+    """
+    if _cpu_has_amx():
+        return True
+    fp32, bf16 = _bf16_probe_seconds()
+    fast = bf16 <= 0.85 * fp32
+    log.info(
+        "bf16 probe: %.3f s float32, %.3f s bfloat16: %s",
+        fp32,
+        bf16,
+        "bfloat16 autocast" if fast else "float32",
+    )
+    return fast
+
+
 class Runtime:
     """Device, process group and precision of one training process.
 
@@ -89,8 +134,8 @@ class Runtime:
     in float32. On CUDA both use a gradient scaler: autocast's wrapper for the
     cuDNN LSTM casts to float16 whatever the autocast type (in the torch sources
     we read), so LSTM gradients need loss scaling in either mode. On CPU
-    ``bf16`` runs convs, linear layers and the LSTM in bfloat16 where the CPU
-    has AMX (float32 elsewhere, which is faster there), with no scaler since
+    ``bf16`` runs convs, linear layers and the LSTM in bfloat16 where that is
+    faster on this CPU (float32 elsewhere; see ``_cpu_has_fast_bf16``), with no scaler since
     bfloat16 has float32's range; ``fp16`` is ignored on CPU (slower than
     float32 there).
     """
@@ -115,7 +160,7 @@ class Runtime:
             log.info("train.amp=%s ignored on %s: training in float32", amp, device.type)
             amp = "none"
         if amp == "bf16" and device.type == "cpu" and not _cpu_has_fast_bf16():
-            log.info("train.amp=bf16 ignored: this CPU has no AMX, float32 is faster")
+            log.info("train.amp=bf16 ignored: float32 is faster on this CPU")
             amp = "none"
         self.amp = amp
         scaled = amp != "none" and device.type == "cuda"

@@ -59,19 +59,46 @@ def test_fp16_setting_trains_on_cpu_exactly_like_fp32():
     assert plain[-1] < plain[0]
 
 
-def test_bf16_falls_back_to_fp32_on_a_cpu_without_amx(monkeypatch, caplog):
+def test_bf16_falls_back_to_fp32_where_it_is_not_faster(monkeypatch, caplog):
     monkeypatch.setattr("seqrec.distributed._cpu_has_fast_bf16", lambda: False)
     with caplog.at_level(logging.INFO, logger="seqrec"):
         rt = Runtime("cpu", "bf16")
-    assert rt.amp == "none" and "no AMX" in caplog.text
+    assert rt.amp == "none" and "float32 is faster" in caplog.text
 
 
-@pytest.mark.parametrize("amx", [True, False])
-def test_fast_bf16_follows_the_amx_query(monkeypatch, amx):
-    from seqrec.distributed import _cpu_has_fast_bf16
+@pytest.mark.parametrize(
+    ("amx", "probe", "fast"),
+    [
+        (True, None, True),  # AMX: no timing needed
+        (False, (1.0, 0.6), True),
+        (False, (1.0, 0.95), False),  # not enough faster to be worth it
+        (False, (0.7, 0.9), False),
+    ],
+)
+def test_fast_bf16_follows_amx_or_the_timing(monkeypatch, amx, probe, fast):
+    import seqrec.distributed as d
+
+    def timing():
+        assert probe is not None, "probed although the CPU has AMX"
+        return probe
 
     monkeypatch.setattr(torch._C._cpu, "_init_amx", lambda: amx, raising=False)
-    assert _cpu_has_fast_bf16() is amx
+    monkeypatch.setattr(d, "_bf16_probe_seconds", timing)
+    d._cpu_has_fast_bf16.cache_clear()
+    try:
+        assert d._cpu_has_fast_bf16() is fast
+    finally:
+        d._cpu_has_fast_bf16.cache_clear()
+
+
+def test_bf16_probe_times_both_and_leaves_the_random_state_alone():
+    from seqrec.distributed import _bf16_probe_seconds
+
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    fp32, bf16 = _bf16_probe_seconds(reps=1)
+    assert 0 < fp32 < 60 and 0 < bf16 < 60
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_bf16_on_cpu_runs_in_bfloat16_without_a_scaler_and_tracks_fp32(monkeypatch):
