@@ -84,7 +84,7 @@ def main() -> None:
         frontend = build_frontend(exp.data.modality, exp.features)
         mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=args.vocab, **exp.model)
         # The training runtime decides the device and precision (bf16 falls back to
-        # float32 on a CPU without AMX), so the figure is the one a training would see.
+        # float32 on a CPU where it is slower), so the figure is the one a training would see.
         rt = Runtime(exp.train.device, exp.train.amp)
         s = step_seconds(mcfg, args.batch, args.frames, rt, args.steps, args.warmup)
         print(
