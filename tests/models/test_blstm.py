@@ -89,6 +89,33 @@ def test_conv_blocks_layout():
     assert len(plain.convs) == 2 and all(isinstance(n, torch.nn.Identity) for n in plain.norms)
 
 
+def test_conv_frontend_runs_channels_last_with_the_same_outputs():
+    cfg = ModelConfig(
+        input_dim=16, vocab_size=5, frontend="conv", subsample=4, conv_channels=4, conv_depth=2
+    )
+    torch.manual_seed(0)
+    model = BiLSTMCTC(cfg).eval()
+    twin = BiLSTMCTC(cfg).eval()
+    twin.load_state_dict(model.state_dict())
+    weights = [c.weight for c in twin.conv.convs[1:]]  # the first has one input channel
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    assert not any(w.is_contiguous() for w in weights)  # loading kept the layout
+    x, lengths = torch.randn(3, 37, 16), torch.tensor([37, 20, 9])
+    got, got_len = twin.conv(x, lengths)
+    twin.conv.to(memory_format=torch.contiguous_format)
+    h = x.unsqueeze(1)  # the same convs on a plain (B, C, T, F) layout
+    for conv, norm, st in zip(
+        twin.conv.convs, twin.conv.norms, twin.conv.time_strides, strict=True
+    ):
+        h = h * (torch.arange(h.shape[2]) < lengths[:, None])[:, None, :, None]
+        h = torch.relu(norm(conv(h)))
+        lengths = (lengths + st - 1) // st
+    h = h * (torch.arange(h.shape[2]) < lengths[:, None])[:, None, :, None]
+    want = h.permute(0, 2, 1, 3).reshape(3, h.shape[2], -1)
+    assert torch.equal(got_len, lengths)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_config_validation():
     with pytest.raises(ValueError):
         ModelConfig(input_dim=8, vocab_size=5, subsample=3, frontend="stack")
