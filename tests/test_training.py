@@ -414,7 +414,6 @@ def test_held_out_split_follows_the_model_files_own_dev_setting(tmp_path):
 
 
 def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys, tool):
-
     from seqrec.data.loader import split_by_speaker
     from seqrec.data.manifest import read_manifest
 

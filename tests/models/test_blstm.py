@@ -4,7 +4,7 @@ import editdistance
 import pytest
 import torch
 
-from seqrec.models.blstm import BiLSTMCTC, ModelConfig, reverse_padded
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig, lengths_mask, reverse_padded
 
 
 def test_reverse_padded_is_an_involution_and_keeps_padding():
@@ -107,10 +107,10 @@ def test_conv_frontend_runs_channels_last_with_the_same_outputs():
     for conv, norm, st in zip(
         twin.conv.convs, twin.conv.norms, twin.conv.time_strides, strict=True
     ):
-        h = h * (torch.arange(h.shape[2]) < lengths[:, None])[:, None, :, None]
+        h = h * lengths_mask(lengths, h.shape[2])[:, None, :, None]
         h = torch.relu(norm(conv(h)))
         lengths = (lengths + st - 1) // st
-    h = h * (torch.arange(h.shape[2]) < lengths[:, None])[:, None, :, None]
+    h = h * lengths_mask(lengths, h.shape[2])[:, None, :, None]
     want = h.permute(0, 2, 1, 3).reshape(3, h.shape[2], -1)
     assert torch.equal(got_len, lengths)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
