@@ -77,6 +77,11 @@ class TrainConfig:
     ``entropy_weight`` > 0 subtracts that weight times the mean per-frame
     entropy of the output distribution from the loss, a confidence penalty
     against over-confident, peaky CTC posteriors.
+    ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
+    BiLSTM weight matrices at every training step (a fresh draw each step; the
+    update applies to the clean weights), from the epoch that starts once
+    ``weight_noise_start`` (a fraction, 0 to 1) of the schedule has passed:
+    a regulariser of the recurrence itself, which dropout leaves alone.
     """
 
     out_dir: str = "exp/model"
@@ -108,6 +113,8 @@ class TrainConfig:
     word_ctc_weight: float = 0.0
     word_ctc_min_count: int = 2
     entropy_weight: float = 0.0
+    weight_noise: float = 0.0
+    weight_noise_start: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.word_ctc_weight < 1.0:
@@ -118,6 +125,11 @@ class TrainConfig:
             raise ValueError(f"train.word_ctc_min_count must be 1 or more, got {n}")
         if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0.0):
             raise ValueError(f"train.entropy_weight must be >= 0, got {self.entropy_weight}")
+        if not (math.isfinite(self.weight_noise) and self.weight_noise >= 0.0):
+            raise ValueError(f"train.weight_noise must be >= 0, got {self.weight_noise}")
+        if not 0.0 <= self.weight_noise_start < 1.0:
+            s = self.weight_noise_start
+            raise ValueError(f"train.weight_noise_start must be in [0, 1), got {s}")
         if not 0.0 <= self.inter_ctc_weight < 1.0:
             w = self.inter_ctc_weight
             raise ValueError(f"train.inter_ctc_weight must be in [0, 1), got {w}")

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -219,16 +219,21 @@ class Runtime:
         opt: torch.optim.Optimizer,
         params: Iterable[torch.nn.Parameter],
         grad_clip: float,
+        after_backward: Callable[[], None] | None = None,
     ) -> bool:
         """Backward, clip and optimiser step; False (weights unchanged) when not finite.
 
-        A loss that is not finite on any rank skips the step on all of them.
+        ``after_backward`` runs between the backward pass and the step (when
+        there is a backward pass). A loss that is not finite on any rank skips
+        the step on all of them.
         Gradients are identical on every rank after DDP's all-reduce, so the
         finite-gradient check agrees by itself.
         """
         if not self.all_true(bool(torch.isfinite(loss))):
             return False
         self.scaler.scale(loss).backward()
+        if after_backward is not None:
+            after_backward()
         self.scaler.unscale_(opt)
         norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
         ok = bool(torch.isfinite(norm))

@@ -61,6 +61,7 @@ def train_epoch(
     word_targets: Sequence[list[int]] | None = None,
     word_weight: float = 0.0,
     entropy_weight: float = 0.0,
+    weight_noise: float = 0.0,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -74,7 +75,10 @@ def train_epoch(
     adds word CTC with ``word_weight``; ``model`` is then a
     :class:`~seqrec.word_ctc.WithWordCTC`. ``entropy_weight`` > 0 subtracts that
     weight times the mean entropy of the top layer's output distribution over
-    the valid frames (a confidence penalty, see :func:`frame_entropy`). Returns
+    the valid frames (a confidence penalty, see :func:`frame_entropy`).
+    ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
+    recurrent layers' weight matrices for each step's forward and backward
+    pass; the step itself updates the clean weights (see :class:`WeightNoise`). Returns
     (sum of per-item losses, items used, steps skipped); the loss reported is the
     final layer's alone, comparable across settings.
     """
@@ -84,8 +88,11 @@ def train_epoch(
     pin = rt.device.type == "cuda"
     stream = batch_stream(ds, batches, workers, pin_memory=pin)
     bar = tqdm(stream, total=len(batches), desc=desc, leave=False, mininterval=10, disable=None)
+    noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
     for b in bar:
         b = rt.to_device(b)
+        if noise is not None:
+            noise.add()
         with rt.autocast():
             if word_targets is not None:
                 lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
@@ -106,7 +113,11 @@ def train_epoch(
         if entropy_weight > 0:
             loss = loss - entropy_weight * frame_entropy(lp, ol)
         opt.zero_grad(set_to_none=True)
-        if not rt.backward_step(loss, opt, model.parameters(), grad_clip):
+        restore = noise.remove if noise is not None else None
+        stepped = rt.backward_step(loss, opt, model.parameters(), grad_clip, restore)
+        if noise is not None:
+            noise.remove()  # a no-op when the step already did it
+        if not stepped:
             skipped += 1
             # Loss scaling overflows now and then by design: the scale is lowered, training goes on.
             routine = rt.scaler.is_enabled() and bool(torch.isfinite(loss))
@@ -125,6 +136,46 @@ def train_epoch(
         if stop is not None and stop():
             break
     return loss_sum, n, skipped
+
+
+class WeightNoise:
+    """Gaussian weight noise on the BiLSTM weight matrices, one draw per step.
+
+    :meth:`add` keeps the clean weights and perturbs them in place;
+    :meth:`remove` puts the clean weights back, exactly (a copy, not a
+    subtraction), so the gradient is taken at the noisy point and the update
+    applies to the clean weights, and replicas in distributed training stay
+    identical whatever noise each drew. Noise on the recurrent weights
+    regularises an RNN that dropout on its inputs and outputs leaves free
+    (Graves, 2011; the "variational noise" of later sequence models). Biases,
+    the conv front-end and the output layer are left alone.
+    """
+
+    def __init__(self, model: torch.nn.Module, std: float) -> None:
+        self.std = std
+        self.params = [
+            p
+            for name, p in model.named_parameters()
+            if ".weight_ih" in name or ".weight_hh" in name
+        ]
+        if not self.params:
+            raise ValueError("weight noise: the model has no recurrent weight matrices")
+        self.clean: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def add(self) -> None:
+        self.clean = [p.detach().clone() for p in self.params]
+        for p in self.params:
+            p.add_(torch.randn_like(p), alpha=self.std)
+
+    @torch.no_grad()
+    def remove(self) -> None:
+        """Put the clean weights back; nothing to do when they already are."""
+        if not self.clean:
+            return
+        for p, c in zip(self.params, self.clean, strict=True):
+            p.copy_(c)
+        self.clean = []
 
 
 def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -397,6 +448,11 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     recent: collections.deque[dict[str, torch.Tensor]] = collections.deque(
         maxlen=max(1, tc.average_last)
     )
+
+    def noise_on() -> bool:
+        """Weight noise once the schedule is ``weight_noise_start`` of the way through."""
+        return tc.weight_noise > 0 and cycle.progress(sched.last_epoch) >= tc.weight_noise_start
+
     epoch = start_epoch
     rt.tick()
     cycle.start_clock()
@@ -425,6 +481,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 word_targets=word_targets,
                 word_weight=tc.word_ctc_weight,
                 entropy_weight=tc.entropy_weight,
+                weight_noise=tc.weight_noise if noise_on() else 0.0,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

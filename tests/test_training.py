@@ -216,6 +216,83 @@ def test_entropy_weight_must_not_be_negative(tmp_path):
         train(_config(tmp_path, m, epochs=1, entropy_weight=-0.1))
 
 
+def _tiny_setup():
+    from seqrec.data.loader import FeatureDataset
+    from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+    from seqrec.vocab import Vocabulary
+
+    vocab = Vocabulary.from_transcripts(["A B C"], "phone")
+    gen = torch.Generator().manual_seed(0)
+    feats = [torch.randn(16, 4, generator=gen) for _ in range(4)]
+    recs = [Record(str(i), str(i), "A B C"[: 1 + 2 * (i % 3)]) for i in range(4)]
+    ds = FeatureDataset(recs, lambda rec, speed: feats[int(rec.id)], vocab)
+    torch.manual_seed(0)
+    model = BiLSTMCTC(ModelConfig(4, len(vocab), hidden=8, layers=2, frontend="stack"))
+    return ds, model
+
+
+def _one_step(ds, model, lr: float, weight_noise: float) -> dict[str, torch.Tensor]:
+    """Train one step; return the gradients it took (by parameter name)."""
+    from seqrec.training import train_epoch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    grads: dict[str, torch.Tensor] = {}
+    opt.register_step_pre_hook(
+        lambda *_: grads.update({n: p.grad.clone() for n, p in model.named_parameters()})
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    ctc, cpu = torch.nn.CTCLoss(), torch.device("cpu")
+    train_epoch(model, ds, [[0, 1, 2, 3]], opt, sched, ctc, 5.0, cpu, weight_noise=weight_noise)
+    return grads
+
+
+def test_weight_noise_perturbs_the_step_and_leaves_the_clean_weights():
+    from seqrec.training import WeightNoise
+
+    ds, model = _tiny_setup()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    clean_grads = _one_step(ds, model, lr=0.0, weight_noise=0.0)
+    noisy_grads = _one_step(ds, model, lr=0.0, weight_noise=0.5)
+    # With a zero learning rate the weights come back exactly: copied, not subtracted.
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), n
+    # The noise reached the forward and backward pass: every gradient moved.
+    for n in clean_grads:
+        assert not torch.allclose(clean_grads[n], noisy_grads[n]), n
+    # Only the BiLSTM weight matrices carry noise.
+    noisy = WeightNoise(model, 0.1).params
+    names = {n for n, p in model.named_parameters() if any(p is q for q in noisy)}
+    assert names == {n for n in before if ".weight_ih" in n or ".weight_hh" in n}
+    assert len(names) == 8  # 2 layers x 2 directions x (ih, hh)
+
+
+def test_weight_noise_update_is_the_one_of_its_noisy_gradient():
+    ds, model = _tiny_setup()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    grads = _one_step(ds, model, lr=0.1, weight_noise=0.3)
+    # Adam's first step moves each weight by lr * g / (|g| + eps) (about lr * sign(g)),
+    # starting from the clean weights, not from the noisy ones.
+    for n, p in model.named_parameters():
+        g = grads[n]
+        expected = before[n] - 0.1 * g / (g.abs() + 1e-8)
+        assert torch.allclose(p, expected, atol=1e-6), n
+
+
+@pytest.mark.parametrize("key, value", [("weight_noise", -0.1), ("weight_noise_start", 1.0)])
+def test_weight_noise_settings_are_checked(tmp_path, key, value):
+    m = _manifest(tmp_path, [(0, "jackson", 0)])
+    with pytest.raises(ValueError, match=key):
+        train(_config(tmp_path, m, epochs=1, **{key: value}))
+
+
+def test_weight_noise_run_trains_and_starts_late(tmp_path, caplog):
+    m = _manifest(tmp_path, [(d, "jackson", 0) for d in range(3)])
+    cfg = _config(tmp_path, m, epochs=4, weight_noise=0.05, weight_noise_start=0.5)
+    train(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(r["skipped_steps"] == 0 for r in rows)
+
+
 def test_one_cycle_shape():
     from seqrec.schedule import OneCycle
 
