@@ -449,9 +449,18 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         maxlen=max(1, tc.average_last)
     )
 
-    def noise_on() -> bool:
-        """Weight noise once the schedule is ``weight_noise_start`` of the way through."""
-        return tc.weight_noise > 0 and cycle.progress(sched.last_epoch) >= tc.weight_noise_start
+    noise_from: int | None = None
+
+    def weight_noise(epoch: int) -> float:
+        """``train.weight_noise`` once the schedule is ``weight_noise_start`` of the way through."""
+        nonlocal noise_from
+        if tc.weight_noise <= 0 or cycle.progress(sched.last_epoch) < tc.weight_noise_start:
+            return 0.0
+        if noise_from is None:
+            noise_from = epoch + 1
+            if is_main:
+                log.info("weight noise %g on from epoch %d", tc.weight_noise, noise_from)
+        return tc.weight_noise
 
     epoch = start_epoch
     rt.tick()
@@ -481,7 +490,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 word_targets=word_targets,
                 word_weight=tc.word_ctc_weight,
                 entropy_weight=tc.entropy_weight,
-                weight_noise=tc.weight_noise if noise_on() else 0.0,
+                weight_noise=weight_noise(epoch),
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

@@ -1,6 +1,7 @@
 """End-to-end training on a handful of real recordings shipped with the repo."""
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -288,9 +289,14 @@ def test_weight_noise_settings_are_checked(tmp_path, key, value):
 def test_weight_noise_run_trains_and_starts_late(tmp_path, caplog):
     m = _manifest(tmp_path, [(d, "jackson", 0) for d in range(3)])
     cfg = _config(tmp_path, m, epochs=4, weight_noise=0.05, weight_noise_start=0.5)
-    train(cfg)
+    with caplog.at_level(logging.INFO, logger="seqrec.train"):
+        train(cfg)
     rows = [json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(r["skipped_steps"] == 0 for r in rows)
+    # Half of a 4-epoch schedule has passed when epoch 3 starts.
+    assert [r.getMessage() for r in caplog.records if "weight noise" in r.getMessage()] == [
+        "weight noise 0.05 on from epoch 3"
+    ]
 
 
 def test_one_cycle_shape():
