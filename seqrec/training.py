@@ -89,52 +89,57 @@ def train_epoch(
     stream = batch_stream(ds, batches, workers, pin_memory=pin)
     bar = tqdm(stream, total=len(batches), desc=desc, leave=False, mininterval=10, disable=None)
     noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
-    for b in bar:
-        b = rt.to_device(b)
-        if noise is not None:
-            noise.add()
-        with rt.autocast():
+    try:
+        for b in bar:
+            b = rt.to_device(b)
+            if noise is not None:
+                noise.add()
+            with rt.autocast():
+                if word_targets is not None:
+                    taps = tuple(inter_layers)
+                    lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=taps)
+                elif inter_layers:
+                    lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
+                else:
+                    (lp, ol), inter = model(b["feats"], b["lengths"]), []
+            # CTC in float32 whatever the forward pass used: 16-bit log-sum-exps lose too much.
+            tgt, tgt_len = b["targets"], b["target_lengths"]
+            losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
+            loss = final = losses[0]
+            if inter:
+                loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
             if word_targets is not None:
-                lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
-            elif inter_layers:
-                lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
+                wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
+                word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
+                loss = (1 - word_weight) * loss + word_weight * word
+            if entropy_weight > 0:
+                loss = loss - entropy_weight * frame_entropy(lp, ol)
+            opt.zero_grad(set_to_none=True)
+            restore = noise.remove if noise is not None else None
+            stepped = rt.backward_step(loss, opt, model.parameters(), grad_clip, restore)
+            if noise is not None:
+                noise.remove()  # a no-op when the step already did it
+            if not stepped:
+                skipped += 1
+                # Loss scaling overflows now and then by design: the scale is lowered, on we go.
+                routine = rt.scaler.is_enabled() and bool(torch.isfinite(loss))
+                log.log(
+                    logging.DEBUG if routine else logging.WARNING,
+                    "non-finite loss or gradient; step skipped (items %s)",
+                    [ds.records[i].id for i in b["index"].tolist()][:5],
+                )
             else:
-                (lp, ol), inter = model(b["feats"], b["lengths"]), []
-        # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
-        tgt, tgt_len = b["targets"], b["target_lengths"]
-        losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
-        loss = final = losses[0]
-        if inter:
-            loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
-        if word_targets is not None:
-            wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
-            word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
-            loss = (1 - word_weight) * loss + word_weight * word
-        if entropy_weight > 0:
-            loss = loss - entropy_weight * frame_entropy(lp, ol)
-        opt.zero_grad(set_to_none=True)
-        restore = noise.remove if noise is not None else None
-        stepped = rt.backward_step(loss, opt, model.parameters(), grad_clip, restore)
+                k = len(b["index"])
+                loss_sum += final.item() * k
+                n += k
+                bar.set_postfix(loss=f"{loss_sum / max(n, 1):.3f}")
+            rt.tick()  # one clock for all ranks, so the time-based schedule and stop agree
+            sched.step()
+            if stop is not None and stop():
+                break
+    finally:
         if noise is not None:
-            noise.remove()  # a no-op when the step already did it
-        if not stepped:
-            skipped += 1
-            # Loss scaling overflows now and then by design: the scale is lowered, training goes on.
-            routine = rt.scaler.is_enabled() and bool(torch.isfinite(loss))
-            log.log(
-                logging.DEBUG if routine else logging.WARNING,
-                "non-finite loss or gradient; step skipped (items %s)",
-                [ds.records[i].id for i in b["index"].tolist()][:5],
-            )
-        else:
-            k = len(b["index"])
-            loss_sum += final.item() * k
-            n += k
-            bar.set_postfix(loss=f"{loss_sum / max(n, 1):.3f}")
-        rt.tick()  # one clock for all ranks, so the time-based schedule and stop agree
-        sched.step()
-        if stop is not None and stop():
-            break
+            noise.remove()  # an interrupted step never leaves noisy weights behind
     return loss_sum, n, skipped
 
 

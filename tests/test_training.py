@@ -279,6 +279,24 @@ def test_weight_noise_update_is_the_one_of_its_noisy_gradient():
         assert torch.allclose(p, expected, atol=1e-6), n
 
 
+def test_an_interrupted_noisy_step_leaves_the_clean_weights():
+    from seqrec.training import train_epoch
+
+    ds, model = _tiny_setup()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cpu = torch.device("cpu")
+        train_epoch(model, ds, [[0, 1]], opt, sched, interrupted, 5.0, cpu, weight_noise=0.5)
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), n
+
+
 @pytest.mark.parametrize("key, value", [("weight_noise", -0.1), ("weight_noise_start", 1.0)])
 def test_weight_noise_settings_are_checked(tmp_path, key, value):
     m = _manifest(tmp_path, [(0, "jackson", 0)])
