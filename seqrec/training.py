@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import json
 import logging
 import math
@@ -88,32 +89,23 @@ def train_epoch(
     pin = rt.device.type == "cuda"
     stream = batch_stream(ds, batches, workers, pin_memory=pin)
     bar = tqdm(stream, total=len(batches), desc=desc, leave=False, mininterval=10, disable=None)
+    batch_loss = functools.partial(
+        _batch_loss,
+        ctc=ctc,
+        rt=rt,
+        inter_layers=inter_layers,
+        inter_weight=inter_weight,
+        word_targets=word_targets,
+        word_weight=word_weight,
+        entropy_weight=entropy_weight,
+    )
     noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
     try:
         for b in bar:
             b = rt.to_device(b)
             if noise is not None:
                 noise.add()
-            with rt.autocast():
-                if word_targets is not None:
-                    taps = tuple(inter_layers)
-                    lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=taps)
-                elif inter_layers:
-                    lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
-                else:
-                    (lp, ol), inter = model(b["feats"], b["lengths"]), []
-            # CTC in float32 whatever the forward pass used: 16-bit log-sum-exps lose too much.
-            tgt, tgt_len = b["targets"], b["target_lengths"]
-            losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
-            loss = final = losses[0]
-            if inter:
-                loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
-            if word_targets is not None:
-                wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
-                word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
-                loss = (1 - word_weight) * loss + word_weight * word
-            if entropy_weight > 0:
-                loss = loss - entropy_weight * frame_entropy(lp, ol)
+            loss, final = batch_loss(model, b)
             opt.zero_grad(set_to_none=True)
             restore = noise.remove if noise is not None else None
             stepped = rt.backward_step(loss, opt, model.parameters(), grad_clip, restore)
@@ -121,7 +113,7 @@ def train_epoch(
                 noise.remove()  # a no-op when the step already did it
             if not stepped:
                 skipped += 1
-                # Loss scaling overflows now and then by design: the scale is lowered, on we go.
+                # Loss scaling overflows now and then by design: the scale is lowered.
                 routine = rt.scaler.is_enabled() and bool(torch.isfinite(loss))
                 log.log(
                     logging.DEBUG if routine else logging.WARNING,
@@ -141,6 +133,40 @@ def train_epoch(
         if noise is not None:
             noise.remove()  # an interrupted step never leaves noisy weights behind
     return loss_sum, n, skipped
+
+
+def _batch_loss(
+    model: torch.nn.Module,
+    b: dict[str, torch.Tensor],
+    ctc: torch.nn.CTCLoss,
+    rt: Runtime,
+    inter_layers: Sequence[int],
+    inter_weight: float,
+    word_targets: Sequence[list[int]] | None,
+    word_weight: float,
+    entropy_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch's training loss and the top layer's CTC loss alone (see :func:`train_epoch`)."""
+    with rt.autocast():
+        if word_targets is not None:
+            lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
+        elif inter_layers:
+            lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
+        else:
+            (lp, ol), inter = model(b["feats"], b["lengths"]), []
+    # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
+    tgt, tgt_len = b["targets"], b["target_lengths"]
+    losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
+    loss = final = losses[0]
+    if inter:
+        loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
+    if word_targets is not None:
+        wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
+        word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
+        loss = (1 - word_weight) * loss + word_weight * word
+    if entropy_weight > 0:
+        loss = loss - entropy_weight * frame_entropy(lp, ol)
+    return loss, final
 
 
 class WeightNoise:

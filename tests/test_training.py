@@ -179,10 +179,9 @@ def test_frame_entropy_averages_valid_frames_only():
     assert torch.isfinite(lp.grad).all()
 
 
-def test_entropy_weight_makes_training_less_confident():
+def _random_dataset():
+    """Four items of 16 random 4-dim frames with phone transcripts over A, B, C."""
     from seqrec.data.loader import FeatureDataset
-    from seqrec.models.blstm import BiLSTMCTC, ModelConfig
-    from seqrec.training import frame_entropy, train_epoch
     from seqrec.vocab import Vocabulary
 
     vocab = Vocabulary.from_transcripts(["A B C"], "phone")
@@ -190,6 +189,14 @@ def test_entropy_weight_makes_training_less_confident():
     feats = [torch.randn(16, 4, generator=gen) for _ in range(4)]
     recs = [Record(str(i), str(i), "A B C"[: 1 + 2 * (i % 3)]) for i in range(4)]
     ds = FeatureDataset(recs, lambda rec, speed: feats[int(rec.id)], vocab)
+    return vocab, feats, ds
+
+
+def test_entropy_weight_makes_training_less_confident():
+    from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+    from seqrec.training import frame_entropy, train_epoch
+
+    vocab, feats, ds = _random_dataset()
     x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
     lengths, cpu = torch.full((4,), 16), torch.device("cpu")
 
@@ -218,15 +225,9 @@ def test_entropy_weight_must_not_be_negative(tmp_path):
 
 
 def _tiny_setup():
-    from seqrec.data.loader import FeatureDataset
     from seqrec.models.blstm import BiLSTMCTC, ModelConfig
-    from seqrec.vocab import Vocabulary
 
-    vocab = Vocabulary.from_transcripts(["A B C"], "phone")
-    gen = torch.Generator().manual_seed(0)
-    feats = [torch.randn(16, 4, generator=gen) for _ in range(4)]
-    recs = [Record(str(i), str(i), "A B C"[: 1 + 2 * (i % 3)]) for i in range(4)]
-    ds = FeatureDataset(recs, lambda rec, speed: feats[int(rec.id)], vocab)
+    vocab, _, ds = _random_dataset()
     torch.manual_seed(0)
     model = BiLSTMCTC(ModelConfig(4, len(vocab), hidden=8, layers=2, frontend="stack"))
     return ds, model
