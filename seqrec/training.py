@@ -33,7 +33,7 @@ from seqrec.recognizer import Recognizer
 from seqrec.schedule import OneCycle
 from seqrec.selection import decode_dataset, save_average, score, tune_blank_shift
 from seqrec.train_data import Featurize, feasible, frame_sampler, load_split, prepare_features
-from seqrec.vocab import BLANK_ID, Vocabulary
+from seqrec.vocab import BLANK_ID, Vocabulary, fold_classes
 from seqrec.word_ctc import UNKNOWN_WORD, WithWordCTC, encode_words, word_vocabulary
 
 log = logging.getLogger("seqrec.train")
@@ -231,13 +231,18 @@ class _Start:
     model_config: ModelConfig | None = None  # None: a new model, shaped once features exist
     state_dict: dict[str, torch.Tensor] | None = None
     resume: dict[str, Any] | None = None  # the ``last.pt`` payload when resuming
+    fine_vocab: Vocabulary | None = None  # the marked training labels (data.fine_labels)
 
 
-def _starting_point(cfg: ExperimentConfig, out: Path, texts: Sequence[str]) -> _Start:
+def _starting_point(
+    cfg: ExperimentConfig, out: Path, texts: Sequence[str], marked: Sequence[str] = ()
+) -> _Start:
     """The vocabulary, frontend and (when continuing) model shape and weights of a run.
 
-    A fresh run builds its vocabulary from ``texts``; ``train.resume`` with an
-    existing ``last.pt`` and ``train.init_from`` take them from that model file.
+    A fresh run builds its vocabulary from ``texts`` (and with
+    ``data.fine_labels`` its training labels from ``marked``); ``train.resume``
+    with an existing ``last.pt`` and ``train.init_from`` take them from that
+    model file.
     """
     tc = cfg.train
     resume = None
@@ -254,11 +259,20 @@ def _starting_point(cfg: ExperimentConfig, out: Path, texts: Sequence[str]) -> _
                 "model.blank_shift is set after training from dev (train.tune_blank_shift), "
                 "not trained through"
             )
+        fine = None
+        if cfg.data.fine_labels:
+            fine = Vocabulary.from_transcripts(marked, cfg.data.unit)
         return _Start(
             Vocabulary.from_transcripts(texts, cfg.data.unit),
             build_frontend(cfg.data.modality, cfg.features),
+            fine_vocab=fine,
         )
     mcfg = ModelConfig(**base["model_config"])
+    if bool(mcfg.fold) != cfg.data.fine_labels:
+        raise ValueError(
+            f"{source} was trained {'with' if mcfg.fold else 'without'} data.fine_labels: "
+            "keep the setting it was trained with"
+        )
     if mcfg.blank_shift:
         # Training is always unshifted; train.tune_blank_shift sets it again at the end.
         log.info("%s: its blank shift %g is not trained through", source, mcfg.blank_shift)
@@ -271,6 +285,7 @@ def _starting_point(cfg: ExperimentConfig, out: Path, texts: Sequence[str]) -> _
         mcfg,
         base["state_dict"],
         resume,
+        Vocabulary.from_dict(base["train_vocab"]) if mcfg.fold else None,
     )
 
 
@@ -282,7 +297,10 @@ def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset)
         frontend = start.frontend
         if frontend.needs_stats:
             frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
-        mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(start.vocab), **cfg.model)
+        fold = fold_classes(start.fine_vocab, start.vocab) if start.fine_vocab else ()
+        mcfg = ModelConfig(
+            input_dim=frontend.feature_dim, vocab_size=len(start.vocab), fold=fold, **cfg.model
+        )
     model = BiLSTMCTC(mcfg)
     if start.state_dict is not None:
         model.load_state_dict(start.state_dict)
@@ -357,9 +375,18 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     is_main = rt.env.is_main
 
     train_recs, dev_recs = load_split(cfg)
+    if cfg.data.fine_labels:
+        train_recs = marked_records(train_recs, cfg.data.train)
     # Dev transcripts count too: a symbol seen only in dev must still be encodable.
-    start = _starting_point(cfg, out, [r.text for r in train_recs + dev_recs])
+    start = _starting_point(
+        cfg, out, [r.text for r in train_recs + dev_recs], [r.marked or "" for r in train_recs]
+    )
     frontend, vocab, resume_payload = start.frontend, start.vocab, start.resume
+    train_vocab = start.fine_vocab or vocab
+    # The training items' targets: their marked transcripts with data.fine_labels.
+    targets_recs = (
+        [replace(r, text=r.marked or "") for r in train_recs] if start.fine_vocab else train_recs
+    )
 
     featurize = Featurize(frontend)
     augment = None
@@ -369,9 +396,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         augment = Featurize(frontend, tc.image_augment)
 
     train_ds = FeatureDataset(
-        train_recs,
+        targets_recs,
         featurize,
-        vocab,
+        train_vocab,
         frontend.normalize,
         tc.speeds,
         tc.spec_augment,
@@ -426,7 +453,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
 
     recognizer = Recognizer(frontend, model, vocab)
-    extra_meta = {"experiment": json.dumps(_jsonable(asdict(cfg)))}
+    extra_meta: dict[str, Any] = {"experiment": json.dumps(_jsonable(asdict(cfg)))}
+    if start.fine_vocab is not None:
+        extra_meta["train_vocab"] = start.fine_vocab.to_dict()
 
     def save_last(epoch: int, sched_state: dict[str, Any] | None = None) -> None:
         save_checkpoint(
@@ -570,3 +599,21 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     return x
+
+
+def marked_records(records: Sequence[Record], manifest: str) -> list[Record]:
+    """``records`` unchanged when each has a ``marked`` transcript that folds to
+    its ``text`` (``data.fine_labels``); else ``ValueError`` naming the record."""
+    for r in records:
+        if not r.marked:
+            raise ValueError(
+                f"{manifest}: record {r.id!r} has no 'marked' transcript (data.fine_labels); "
+                "import the corpus with marked labels"
+            )
+        folded = " ".join(s.rpartition("_")[0] or s for s in r.marked.split())
+        if folded != " ".join(r.text.split()):
+            raise ValueError(
+                f"{manifest}: record {r.id!r}: marked transcript {r.marked!r} "
+                f"does not fold to its text {r.text!r}"
+            )
+    return list(records)

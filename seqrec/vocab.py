@@ -78,3 +78,20 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, d: dict) -> Vocabulary:
         return cls(tuple(d["symbols"]), d["unit"])
+
+
+def fold_classes(fine: Vocabulary, out: Vocabulary, mark: str = "_") -> tuple[int, ...]:
+    """For each symbol of ``fine``, the id in ``out`` of the symbol it folds to:
+    itself up to its last ``mark`` (``AH_B -> AH``), or itself when unmarked.
+
+    The blank folds to the blank. A folded symbol missing from ``out`` raises
+    ``ValueError`` naming both.
+    """
+    index = {s: i for i, s in enumerate(out.symbols)}
+    ids = [BLANK_ID]
+    for sym in fine.symbols[1:]:
+        base = sym.rpartition(mark)[0] or sym
+        if base not in index or index[base] == BLANK_ID:
+            raise ValueError(f"finer label {sym!r} folds to {base!r}, which no transcript holds")
+        ids.append(index[base])
+    return tuple(ids)
