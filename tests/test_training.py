@@ -568,3 +568,46 @@ def test_word_ctc_needs_words_for_every_training_item(tmp_path):
         ValueError, match=r"3_jackson_0\.wav: item 3_jackson_0 has no word transcript"
     ):
         train(_config(tmp_path, m, epochs=1, word_ctc_weight=0.3))
+
+
+def _marked_manifest(tmp_path, items, mark=lambda d, s: f"{WORDS[d]}_{s[0].upper()}"):
+    """Words, each also marked by its speaker's initial (``THREE_J``): finer labels."""
+    recs = [
+        Record(
+            f"{d}_{s}_{t}", str(MINI / f"{d}_{s}_{t}.wav"), WORDS[d], speaker=s, marked=mark(d, s)
+        )
+        for d, s, t in items
+    ]
+    write_manifest(tmp_path / "marked.jsonl", recs)
+    return tmp_path / "marked.jsonl"
+
+
+def test_fine_labels_train_marked_classes_and_output_their_base(tmp_path):
+    items = [(0, "jackson", 0), (0, "theo", 1), (2, "george", 2), (7, "nicolas", 0), (9, "theo", 3)]
+    m = _marked_manifest(tmp_path, items)
+    cfg = _config(tmp_path, m)
+    cfg = replace(cfg, data=replace(cfg.data, fine_labels=True))
+    best = train(cfg)
+    summary = evaluate(best, m, tmp_path / "report.json")
+    assert summary["wer"] == 0.0, json.loads((tmp_path / "report.json").read_text())["items"]
+    rec = Recognizer.load(best)
+    assert rec.vocab.symbols == ("<blank>", "NINE", "SEVEN", "TWO", "ZERO")  # what it outputs
+    payload = torch.load(best, weights_only=True)
+    assert payload["train_vocab"]["symbols"] == [
+        "<blank>", "NINE_T", "SEVEN_N", "TWO_G", "ZERO_J", "ZERO_T"
+    ]  # fmt: skip
+    assert rec.model.cfg.fold == (0, 1, 2, 3, 4, 4)
+    # A run resumed or fine-tuned must keep the setting its model was trained with.
+    with pytest.raises(ValueError, match="trained with data.fine_labels"):
+        train(replace(cfg, data=replace(cfg.data, fine_labels=False)))
+
+
+def test_fine_labels_need_a_marked_transcript_that_folds_to_the_text(tmp_path):
+    m = _manifest(tmp_path, [(3, "jackson", 0)])
+    cfg = _config(tmp_path, m, epochs=1)
+    with pytest.raises(ValueError, match="record '3_jackson_0' has no 'marked' transcript"):
+        train(replace(cfg, data=replace(cfg.data, fine_labels=True)))
+    m = _marked_manifest(tmp_path, [(3, "jackson", 0)], mark=lambda d, s: "FOUR_J")
+    cfg = _config(tmp_path, m, epochs=1)
+    with pytest.raises(ValueError, match="'FOUR_J' does not fold to its text 'THREE'"):
+        train(replace(cfg, data=replace(cfg.data, fine_labels=True)))
