@@ -33,7 +33,7 @@ from seqrec.recognizer import Recognizer
 from seqrec.schedule import OneCycle
 from seqrec.selection import decode_dataset, save_average, score, tune_blank_shift
 from seqrec.train_data import Featurize, feasible, frame_sampler, load_split, prepare_features
-from seqrec.vocab import BLANK_ID, Vocabulary, fold_classes
+from seqrec.vocab import BLANK_ID, Vocabulary, fold_classes, unmarked
 from seqrec.word_ctc import UNKNOWN_WORD, WithWordCTC, encode_words, word_vocabulary
 
 log = logging.getLogger("seqrec.train")
@@ -375,18 +375,14 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     is_main = rt.env.is_main
 
     train_recs, dev_recs = load_split(cfg)
-    if cfg.data.fine_labels:
-        train_recs = marked_records(train_recs, cfg.data.train)
+    # The training items' targets: their marked transcripts with data.fine_labels.
+    target_recs = marked_targets(train_recs, cfg.data.train) if cfg.data.fine_labels else train_recs
     # Dev transcripts count too: a symbol seen only in dev must still be encodable.
     start = _starting_point(
-        cfg, out, [r.text for r in train_recs + dev_recs], [r.marked or "" for r in train_recs]
+        cfg, out, [r.text for r in train_recs + dev_recs], [r.text for r in target_recs]
     )
     frontend, vocab, resume_payload = start.frontend, start.vocab, start.resume
     train_vocab = start.fine_vocab or vocab
-    # The training items' targets: their marked transcripts with data.fine_labels.
-    targets_recs = (
-        [replace(r, text=r.marked or "") for r in train_recs] if start.fine_vocab else train_recs
-    )
 
     featurize = Featurize(frontend)
     augment = None
@@ -396,7 +392,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         augment = Featurize(frontend, tc.image_augment)
 
     train_ds = FeatureDataset(
-        targets_recs,
+        target_recs,
         featurize,
         train_vocab,
         frontend.normalize,
@@ -601,19 +597,19 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def marked_records(records: Sequence[Record], manifest: str) -> list[Record]:
-    """``records`` unchanged when each has a ``marked`` transcript that folds to
-    its ``text`` (``data.fine_labels``); else ``ValueError`` naming the record."""
+def marked_targets(records: Sequence[Record], manifest: str) -> list[Record]:
+    """``records`` with their ``marked`` transcripts as ``text``, to train on
+    (``data.fine_labels``); ``ValueError`` names a record whose ``marked`` is
+    missing or does not fold to its ``text``."""
     for r in records:
         if not r.marked:
             raise ValueError(
                 f"{manifest}: record {r.id!r} has no 'marked' transcript (data.fine_labels); "
                 "import the corpus with marked labels"
             )
-        folded = " ".join(s.rpartition("_")[0] or s for s in r.marked.split())
-        if folded != " ".join(r.text.split()):
+        if [unmarked(s) for s in r.marked.split()] != r.text.split():
             raise ValueError(
                 f"{manifest}: record {r.id!r}: marked transcript {r.marked!r} "
                 f"does not fold to its text {r.text!r}"
             )
-    return list(records)
+    return [replace(r, text=r.marked) for r in records]
