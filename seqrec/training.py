@@ -32,8 +32,15 @@ from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
 from seqrec.schedule import OneCycle
 from seqrec.selection import decode_dataset, save_average, score, tune_blank_shift
-from seqrec.train_data import Featurize, feasible, frame_sampler, load_split, prepare_features
-from seqrec.vocab import BLANK_ID, Vocabulary, fold_classes, unmarked
+from seqrec.train_data import (
+    Featurize,
+    feasible,
+    frame_sampler,
+    load_split,
+    marked_targets,
+    prepare_features,
+)
+from seqrec.vocab import BLANK_ID, Vocabulary, fold_classes
 from seqrec.word_ctc import UNKNOWN_WORD, WithWordCTC, encode_words, word_vocabulary
 
 log = logging.getLogger("seqrec.train")
@@ -595,21 +602,3 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     return x
-
-
-def marked_targets(records: Sequence[Record], manifest: str) -> list[Record]:
-    """``records`` with their ``marked`` transcripts as ``text``, to train on
-    (``data.fine_labels``); ``ValueError`` names a record whose ``marked`` is
-    missing or does not fold to its ``text``."""
-    for r in records:
-        if not r.marked:
-            raise ValueError(
-                f"{manifest}: record {r.id!r} has no 'marked' transcript (data.fine_labels); "
-                "import the corpus with marked labels"
-            )
-        if [unmarked(s) for s in r.marked.split()] != r.text.split():
-            raise ValueError(
-                f"{manifest}: record {r.id!r}: marked transcript {r.marked!r} "
-                f"does not fold to its text {r.text!r}"
-            )
-    return [replace(r, text=r.marked) for r in records]

@@ -9,6 +9,7 @@ from pathlib import Path
 import soundfile as sf
 
 from seqrec.data.manifest import Record, write_manifest
+from seqrec.vocab import unmarked
 
 
 def _read_table(path: Path) -> dict[str, str]:
@@ -134,8 +135,8 @@ def prepare_speechocean762(data_dir: str | Path, out_dir: str | Path, units: str
     data_dir = Path(data_dir)
     texts = marked = None
     if units == "phone":
-        texts = read_text_phone(data_dir / "resource" / "text-phone")
         marked = read_text_phone(data_dir / "resource" / "text-phone", positions=True)
+        texts = {u: " ".join(map(unmarked, m.split())) for u, m in marked.items()}
     elif units != "word":
         raise ValueError("units must be 'phone' or 'word'")
     counts = {}
