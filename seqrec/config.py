@@ -92,6 +92,13 @@ class TrainConfig:
     update applies to the clean weights), from the epoch that starts once
     ``weight_noise_start`` (a fraction, 0 to 1) of the schedule has passed:
     a regulariser of the recurrence itself, which dropout leaves alone.
+    ``attention_weight`` > 0 adds joint CTC/attention training: a training-only
+    Transformer decoder (``attention_layers`` layers of width ``attention_dim``)
+    reads the top BiLSTM layer through cross-attention and predicts each
+    training label from the ones before it; its cross-entropy gets that weight
+    and the loss above the rest. Recognition stays CTC and the model file is
+    unchanged (the decoder stays in ``last.pt`` alone). It cannot be combined
+    with ``word_ctc_weight``.
     """
 
     out_dir: str = "exp/model"
@@ -125,8 +132,25 @@ class TrainConfig:
     entropy_weight: float = 0.0
     weight_noise: float = 0.0
     weight_noise_start: float = 0.0
+    attention_weight: float = 0.0
+    attention_layers: int = 2
+    attention_dim: int = 256
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.attention_weight < 1.0:
+            w = self.attention_weight
+            raise ValueError(f"train.attention_weight must be in [0, 1), got {w}")
+        if self.attention_layers < 1:
+            n = self.attention_layers
+            raise ValueError(f"train.attention_layers must be 1 or more, got {n}")
+        if self.attention_dim < 4 or self.attention_dim % 4:
+            d = self.attention_dim
+            raise ValueError(f"train.attention_dim must be a positive multiple of 4, got {d}")
+        if self.attention_weight > 0 and self.word_ctc_weight > 0:
+            raise ValueError(
+                "train.attention_weight and train.word_ctc_weight cannot be combined: "
+                "set one of them to 0"
+            )
         if not 0.0 <= self.word_ctc_weight < 1.0:
             w = self.word_ctc_weight
             raise ValueError(f"train.word_ctc_weight must be in [0, 1), got {w}")

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from seqrec.attention_decoder import AttentionDecoder, DecoderConfig, WithAttentionDecoder
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
 from seqrec.config import ExperimentConfig, TrainConfig
 from seqrec.data.loader import FeatureDataset, batch_stream, pad_targets
@@ -70,6 +71,7 @@ def train_epoch(
     word_weight: float = 0.0,
     entropy_weight: float = 0.0,
     weight_noise: float = 0.0,
+    attention_weight: float = 0.0,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -81,7 +83,9 @@ def train_epoch(
     layer's plus ``inter_weight`` times the mean over those layers' (see
     :meth:`BiLSTMCTC.forward`). ``word_targets`` (word ids per dataset item)
     adds word CTC with ``word_weight``; ``model`` is then a
-    :class:`~seqrec.word_ctc.WithWordCTC`. ``entropy_weight`` > 0 subtracts that
+    :class:`~seqrec.word_ctc.WithWordCTC`. ``attention_weight`` > 0 adds the
+    attention decoder's cross-entropy with that weight; ``model`` is then a
+    :class:`~seqrec.attention_decoder.WithAttentionDecoder`. ``entropy_weight`` > 0 subtracts that
     weight times the mean entropy of the top layer's output distribution over
     the valid frames (a confidence penalty, see :func:`frame_entropy`).
     ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
@@ -105,6 +109,7 @@ def train_epoch(
         word_targets=word_targets,
         word_weight=word_weight,
         entropy_weight=entropy_weight,
+        attention_weight=attention_weight,
     )
     noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
     try:
@@ -152,17 +157,22 @@ def _batch_loss(
     word_targets: Sequence[list[int]] | None,
     word_weight: float,
     entropy_weight: float,
+    attention_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch's training loss and the top layer's CTC loss alone (see :func:`train_epoch`)."""
+    tgt, tgt_len = b["targets"], b["target_lengths"]
     with rt.autocast():
-        if word_targets is not None:
+        if attention_weight > 0:
+            lp, ol, inter, att = model(
+                b["feats"], b["lengths"], tgt, tgt_len, taps=tuple(inter_layers)
+            )
+        elif word_targets is not None:
             lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
         elif inter_layers:
             lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
         else:
             (lp, ol), inter = model(b["feats"], b["lengths"]), []
     # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
-    tgt, tgt_len = b["targets"], b["target_lengths"]
     losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
     loss = final = losses[0]
     if inter:
@@ -171,6 +181,8 @@ def _batch_loss(
         wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
         word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
         loss = (1 - word_weight) * loss + word_weight * word
+    if attention_weight > 0:
+        loss = (1 - attention_weight) * loss + attention_weight * att
     if entropy_weight > 0:
         loss = loss - entropy_weight * frame_entropy(lp, ol)
     return loss, final
@@ -348,6 +360,32 @@ def _word_ctc(
     return words, targets
 
 
+def _attention_decoder(
+    tc: TrainConfig, model: BiLSTMCTC, resume: dict[str, Any] | None
+) -> WithAttentionDecoder | None:
+    """The model with its attention decoder when ``train.attention_weight`` > 0
+    (new, or as a resumed ``last.pt`` left it); None without one."""
+    saved = resume.get("attention_decoder") if resume is not None else None
+    if resume is not None and (saved is not None) != (tc.attention_weight > 0):
+        was = "with" if saved is not None else "without"
+        raise ValueError(
+            f"the run to resume trained {was} an attention decoder: keep "
+            "train.attention_weight as it was, or train afresh (train.resume = false "
+            "or another out_dir)"
+        )
+    if tc.attention_weight <= 0:
+        return None
+    if saved is not None:
+        return WithAttentionDecoder.from_payload(model, saved)
+    dcfg = DecoderConfig(
+        enc_dim=model.out.in_features,
+        vocab_size=model.out.out_features,
+        dim=tc.attention_dim,
+        layers=tc.attention_layers,
+    )
+    return WithAttentionDecoder(model, AttentionDecoder(dcfg))
+
+
 def train(cfg: ExperimentConfig) -> Path:
     """Train a model as configured; returns the path of the best model file.
 
@@ -413,7 +451,12 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
 
     model = _build_model(cfg, start, train_ds)
     words, word_targets = _word_ctc(tc, model, train_recs, resume_payload) or (None, None)
-    trainee = words if words is not None else model
+    decoder = _attention_decoder(tc, model, resume_payload)
+    trainee: torch.nn.Module = model
+    if words is not None:
+        trainee = words
+    elif decoder is not None:
+        trainee = decoder
     trainee.to(device)
     net = rt.wrap(trainee)  # what the training steps call; ``model`` itself is what is saved
 
@@ -475,6 +518,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 "data_rng": _listify(train_ds.rng.getstate()),
                 "torch_rng": torch.get_rng_state(),
                 **({"word_ctc": words.payload()} if words is not None else {}),
+                **({"attention_decoder": decoder.payload()} if decoder is not None else {}),
             },
         )
 
@@ -554,6 +598,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 word_weight=tc.word_ctc_weight,
                 entropy_weight=tc.entropy_weight,
                 weight_noise=weight_noise(epoch),
+                attention_weight=tc.attention_weight,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

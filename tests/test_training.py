@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -560,6 +561,29 @@ def test_word_ctc_trains_a_layer_that_stays_out_of_the_model_file(tmp_path, capl
     )
     with pytest.raises(ValueError, match="trained with word CTC"):
         train(replace(cfg, train=replace(cfg.train, epochs=4, word_ctc_weight=0.0)))
+
+
+def test_attention_decoder_trains_beside_ctc_and_stays_out_of_the_model_file(tmp_path, caplog):
+    m = _manifest(tmp_path, [(d, s, 0) for d in (3, 4, 5) for s in ("jackson", "theo")])
+    cfg = _config(tmp_path, m, epochs=2, attention_weight=0.4, attention_dim=32)
+    cfg = replace(cfg, train=replace(cfg.train, attention_layers=1))
+    best = train(cfg)
+    last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
+    saved = last["attention_decoder"]
+    assert saved["config"]["enc_dim"] == 2 * 96 and saved["config"]["dim"] == 32
+    assert saved["config"]["vocab_size"] == len(last["vocab"]["symbols"])
+    out = saved["state_dict"]["out.weight"]
+    assert not any("decoder" in k for k in torch.load(best, weights_only=True)["state_dict"])
+    # The logged loss is CTC's alone, comparable with a run without the decoder.
+    rows = [json.loads(r) for r in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(math.isfinite(r["train_loss"]) for r in rows)
+    # Resuming carries the decoder on; a resumed run must keep it.
+    train(replace(cfg, train=replace(cfg.train, epochs=3)))
+    resumed = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
+    assert resumed["epoch"] == 3
+    assert not torch.equal(resumed["attention_decoder"]["state_dict"]["out.weight"], out)
+    with pytest.raises(ValueError, match="trained with an attention decoder"):
+        train(replace(cfg, train=replace(cfg.train, epochs=4, attention_weight=0.0)))
 
 
 def test_word_ctc_needs_words_for_every_training_item(tmp_path):
