@@ -80,6 +80,9 @@ class AttentionDecoder(nn.Module):
         self.cfg = cfg
         self.memory = nn.Linear(cfg.enc_dim, cfg.dim)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        # Unit-scale components once multiplied by sqrt(dim) in :meth:`logits`, the
+        # scale of the position codes: N(0, 1) would bury the positions 16 times over.
+        nn.init.normal_(self.embed.weight, std=cfg.dim**-0.5)
         layer = nn.TransformerDecoderLayer(
             cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True
         )
