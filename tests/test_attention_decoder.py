@@ -9,6 +9,7 @@ from seqrec.attention_decoder import (
     DecoderConfig,
     WithAttentionDecoder,
     decoder_io,
+    sinusoids,
 )
 from seqrec.config import TrainConfig
 from seqrec.models.blstm import BiLSTMCTC, ModelConfig
@@ -45,6 +46,16 @@ def test_padding_never_changes_an_items_loss():
 def _io(targets, lengths):
     inputs, _, pad = decoder_io(targets, torch.tensor(lengths))
     return inputs, pad
+
+
+def test_scaled_label_embeddings_match_the_position_codes_in_scale():
+    # Embeddings times sqrt(dim) at unit scale per component, as the sinusoids are:
+    # much larger ones would hide the positions the cross-attention needs.
+    dec = AttentionDecoder(DecoderConfig(enc_dim=4, vocab_size=50, dim=256))
+    scaled = dec.embed.weight.detach() * 256**0.5
+    assert 0.9 < float(scaled.std()) < 1.1
+    codes = sinusoids(64, 256, torch.device("cpu"))
+    assert abs(float(codes.pow(2).mean().sqrt()) - 0.5**0.5) < 1e-3
 
 
 def test_a_label_cannot_see_the_labels_after_it():
