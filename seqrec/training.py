@@ -85,8 +85,8 @@ def train_epoch(
     adds word CTC with ``word_weight``; ``model`` is then a
     :class:`~seqrec.word_ctc.WithWordCTC`. ``attention_weight`` > 0 adds the
     attention decoder's cross-entropy with that weight; ``model`` is then a
-    :class:`~seqrec.attention_decoder.WithAttentionDecoder`. ``entropy_weight`` > 0 subtracts that
-    weight times the mean entropy of the top layer's output distribution over
+    :class:`~seqrec.attention_decoder.WithAttentionDecoder`. ``entropy_weight``
+    > 0 subtracts that weight times the mean entropy of the top layer's output distribution over
     the valid frames (a confidence penalty, see :func:`frame_entropy`).
     ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
     recurrent layers' weight matrices for each step's forward and backward
