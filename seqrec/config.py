@@ -137,9 +137,15 @@ class TrainConfig:
     attention_dim: int = 256
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.attention_weight < 1.0:
-            w = self.attention_weight
-            raise ValueError(f"train.attention_weight must be in [0, 1), got {w}")
+        for name in (
+            "attention_weight",
+            "word_ctc_weight",
+            "weight_noise_start",
+            "inter_ctc_weight",
+        ):
+            fraction = getattr(self, name)
+            if not 0.0 <= fraction < 1.0:
+                raise ValueError(f"train.{name} must be in [0, 1), got {fraction}")
         if self.attention_layers < 1:
             n = self.attention_layers
             raise ValueError(f"train.attention_layers must be 1 or more, got {n}")
@@ -151,9 +157,6 @@ class TrainConfig:
                 "train.attention_weight and train.word_ctc_weight cannot be combined: "
                 "set one of them to 0"
             )
-        if not 0.0 <= self.word_ctc_weight < 1.0:
-            w = self.word_ctc_weight
-            raise ValueError(f"train.word_ctc_weight must be in [0, 1), got {w}")
         if self.word_ctc_min_count < 1:
             n = self.word_ctc_min_count
             raise ValueError(f"train.word_ctc_min_count must be 1 or more, got {n}")
@@ -161,12 +164,6 @@ class TrainConfig:
             raise ValueError(f"train.entropy_weight must be >= 0, got {self.entropy_weight}")
         if not (math.isfinite(self.weight_noise) and self.weight_noise >= 0.0):
             raise ValueError(f"train.weight_noise must be >= 0, got {self.weight_noise}")
-        if not 0.0 <= self.weight_noise_start < 1.0:
-            s = self.weight_noise_start
-            raise ValueError(f"train.weight_noise_start must be in [0, 1), got {s}")
-        if not 0.0 <= self.inter_ctc_weight < 1.0:
-            w = self.inter_ctc_weight
-            raise ValueError(f"train.inter_ctc_weight must be in [0, 1), got {w}")
         if self.average_last < 0:
             raise ValueError(f"train.average_last must be 0 or more, got {self.average_last}")
         if self.amp not in AMP_MODES:

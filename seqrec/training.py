@@ -327,6 +327,22 @@ def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset)
     return model
 
 
+def _resumed_part(
+    resume: dict[str, Any] | None, key: str, on: bool, what: str, setting: str
+) -> dict[str, Any] | None:
+    """The training-only part ``key`` (``what``, switched on by ``setting``) that
+    a resumed ``last.pt`` holds, None without one; ``ValueError`` when the run
+    to resume was trained with it and ``on`` is False, or the other way round."""
+    saved = resume.get(key) if resume is not None else None
+    if resume is not None and (saved is not None) != on:
+        was = "with" if saved is not None else "without"
+        raise ValueError(
+            f"the run to resume trained {was} {what}: keep {setting} "
+            "as it was, or train afresh (train.resume = false or another out_dir)"
+        )
+    return saved
+
+
 def _word_ctc(
     tc: TrainConfig,
     model: BiLSTMCTC,
@@ -336,13 +352,8 @@ def _word_ctc(
     """The model with its word output layer when ``train.word_ctc_weight`` > 0
     (new, or as a resumed ``last.pt`` left it) and each training item's word
     ids; None without word CTC."""
-    saved = resume.get("word_ctc") if resume is not None else None
-    if resume is not None and (saved is not None) != (tc.word_ctc_weight > 0):
-        was = "with" if saved is not None else "without"
-        raise ValueError(
-            f"the run to resume trained {was} word CTC: keep train.word_ctc_weight "
-            "as it was, or train afresh (train.resume = false or another out_dir)"
-        )
+    on = tc.word_ctc_weight > 0
+    saved = _resumed_part(resume, "word_ctc", on, "word CTC", "train.word_ctc_weight")
     if tc.word_ctc_weight <= 0:
         return None
     if saved is not None:
@@ -365,14 +376,10 @@ def _attention_decoder(
 ) -> WithAttentionDecoder | None:
     """The model with its attention decoder when ``train.attention_weight`` > 0
     (new, or as a resumed ``last.pt`` left it); None without one."""
-    saved = resume.get("attention_decoder") if resume is not None else None
-    if resume is not None and (saved is not None) != (tc.attention_weight > 0):
-        was = "with" if saved is not None else "without"
-        raise ValueError(
-            f"the run to resume trained {was} an attention decoder: keep "
-            "train.attention_weight as it was, or train afresh (train.resume = false "
-            "or another out_dir)"
-        )
+    on = tc.attention_weight > 0
+    saved = _resumed_part(
+        resume, "attention_decoder", on, "an attention decoder", "train.attention_weight"
+    )
     if tc.attention_weight <= 0:
         return None
     if saved is not None:
