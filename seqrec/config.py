@@ -99,6 +99,12 @@ class TrainConfig:
     and the loss above the rest. Recognition stays CTC and the model file is
     unchanged (the decoder stays in ``last.pt`` alone). It cannot be combined
     with ``word_ctc_weight``.
+    ``mix_prob`` > 0 overlays that fraction of each batch's training items with
+    another item of the batch, weighted ``lam`` and ``1 - lam`` with ``lam``
+    drawn from Beta(``mix_alpha``, ``mix_alpha``), and trains the mixture on
+    both transcripts with the same weights (see :mod:`seqrec.mixing`). The
+    training loss then counts the mixed items. It cannot be combined with
+    ``word_ctc_weight`` or ``attention_weight``.
     """
 
     out_dir: str = "exp/model"
@@ -135,6 +141,8 @@ class TrainConfig:
     attention_weight: float = 0.0
     attention_layers: int = 2
     attention_dim: int = 256
+    mix_prob: float = 0.0
+    mix_alpha: float = 0.5
 
     def __post_init__(self) -> None:
         for name in (
@@ -156,6 +164,15 @@ class TrainConfig:
             raise ValueError(
                 "train.attention_weight and train.word_ctc_weight cannot be combined: "
                 "set one of them to 0"
+            )
+        if not 0.0 <= self.mix_prob <= 1.0:
+            raise ValueError(f"train.mix_prob must be in [0, 1], got {self.mix_prob}")
+        if not (math.isfinite(self.mix_alpha) and self.mix_alpha > 0.0):
+            raise ValueError(f"train.mix_alpha must be > 0, got {self.mix_alpha}")
+        if self.mix_prob > 0 and (self.attention_weight > 0 or self.word_ctc_weight > 0):
+            raise ValueError(
+                "train.mix_prob cannot be combined with train.attention_weight or "
+                "train.word_ctc_weight: their losses read one transcript per item"
             )
         if self.word_ctc_min_count < 1:
             n = self.word_ctc_min_count

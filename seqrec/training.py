@@ -28,6 +28,7 @@ from seqrec.features.base import Frontend
 from seqrec.features.frontend import build_frontend, frontend_from_dict
 from seqrec.io import atomic_write_text
 from seqrec.metrics import UNIT_METRICS
+from seqrec.mixing import mix_batch, mixed_ctc
 from seqrec.models.blstm import BiLSTMCTC, ModelConfig, lengths_mask
 from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
@@ -72,6 +73,8 @@ def train_epoch(
     entropy_weight: float = 0.0,
     weight_noise: float = 0.0,
     attention_weight: float = 0.0,
+    mix_prob: float = 0.0,
+    mix_alpha: float = 0.5,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -85,7 +88,9 @@ def train_epoch(
     adds word CTC with ``word_weight``; ``model`` is then a
     :class:`~seqrec.word_ctc.WithWordCTC`. ``attention_weight`` > 0 adds the
     attention decoder's cross-entropy with that weight; ``model`` is then a
-    :class:`~seqrec.attention_decoder.WithAttentionDecoder`. ``entropy_weight``
+    :class:`~seqrec.attention_decoder.WithAttentionDecoder`. ``mix_prob`` > 0
+    mixes that fraction of each batch's items with another item of the batch
+    and trains on both transcripts (see :mod:`seqrec.mixing`). ``entropy_weight``
     > 0 subtracts that weight times the mean entropy of the top layer's output distribution over
     the valid frames (a confidence penalty, see :func:`frame_entropy`).
     ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
@@ -110,6 +115,8 @@ def train_epoch(
         word_weight=word_weight,
         entropy_weight=entropy_weight,
         attention_weight=attention_weight,
+        mix_prob=mix_prob,
+        mix_alpha=mix_alpha,
     )
     noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
     try:
@@ -158,9 +165,12 @@ def _batch_loss(
     word_weight: float,
     entropy_weight: float,
     attention_weight: float = 0.0,
+    mix_prob: float = 0.0,
+    mix_alpha: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch's training loss and the top layer's CTC loss alone (see :func:`train_epoch`)."""
     tgt, tgt_len = b["targets"], b["target_lengths"]
+    b, mix = mix_batch(b, mix_prob, mix_alpha)
     with rt.autocast():
         if attention_weight > 0:
             lp, ol, inter, att = model(
@@ -173,7 +183,10 @@ def _batch_loss(
         else:
             (lp, ol), inter = model(b["feats"], b["lengths"]), []
     # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
-    losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
+    if mix is not None:
+        losses = [mixed_ctc(x, tgt, ol, tgt_len, mix, ctc.blank) for x in [lp, *inter]]
+    else:
+        losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
     loss = final = losses[0]
     if inter:
         loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
@@ -606,6 +619,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 entropy_weight=tc.entropy_weight,
                 weight_noise=weight_noise(epoch),
                 attention_weight=tc.attention_weight,
+                mix_prob=tc.mix_prob,
+                mix_alpha=tc.mix_alpha,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

@@ -635,3 +635,11 @@ def test_fine_labels_need_a_marked_transcript_that_folds_to_the_text(tmp_path):
     cfg = _config(tmp_path, m, epochs=1)
     with pytest.raises(ValueError, match="'FOUR_J' does not fold to its text 'THREE'"):
         train(replace(cfg, data=replace(cfg.data, fine_labels=True)))
+
+
+def test_mixing_run_trains_and_still_overfits(tmp_path):
+    m = _manifest(tmp_path, [(d, "jackson", 0) for d in range(3)])
+    out = train(_config(tmp_path, m, epochs=40, mix_prob=0.5))
+    rows = [json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["skipped_steps"] == 0 and math.isfinite(r["train_loss"]) for r in rows)
+    assert evaluate(out, m)["wer"] == 0.0
