@@ -97,7 +97,7 @@ def train_epoch(
     recurrent layers' weight matrices for each step's forward and backward
     pass; the step itself updates the clean weights (see :class:`WeightNoise`). Returns
     (sum of per-item losses, items used, steps skipped); the loss reported is the
-    final layer's alone, comparable across settings.
+    final layer's alone, comparable across settings (but for mixing, which it counts).
     """
     rt = runtime if runtime is not None else Runtime(device)
     model.train()
