@@ -77,11 +77,12 @@ def mixed_ctc(
     own = own / target_lengths.clamp(min=1).to(own.dtype)
     if mix is None:
         return own.mean()
+    lam = mix.lam.to(own.dtype)
     weight = torch.ones_like(own)
-    weight[mix.rows] = mix.lam.to(own.dtype)
+    weight[mix.rows] = lam
     p_tgt, p_len = targets[mix.partners], target_lengths[mix.partners]
     other = F.ctc_loss(
         x[:, mix.rows], p_tgt, out_lengths[mix.rows], p_len, blank=blank, reduction="none"
     )
     other = other / p_len.clamp(min=1).to(other.dtype)
-    return ((own * weight).sum() + ((1 - mix.lam.to(own.dtype)) * other).sum()) / own.numel()
+    return ((own * weight).sum() + ((1 - lam) * other).sum()) / own.numel()
