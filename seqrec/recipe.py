@@ -116,19 +116,23 @@ def train_members(config: Path, overrides: dict[str, Any], model_dir: Path, n: i
     """Train ``n`` models of ``config`` at once, each in its own process, and
     return their ``best.pt`` files.
 
-    Model ``k`` trains with seed ``train.seed + k`` (its own weights, batches,
-    augmentation and held-out speakers) into ``model_dir/member<k>``, on
+    Model ``k`` trains with seed ``train.seed + k`` (its own weights, batches
+    and augmentation; all hold out the speakers that ``train.seed`` picks, so
+    the ensemble has a dev set none of them trained on) into
+    ``model_dir/member<k>``, on
     ``cores // n`` threads unless ``overrides`` set ``train.threads``. On a
     small CPU this beats training the models one after the other: one LSTM
     step on one thread wastes less of each core than one on two.
     """
     from seqrec.config import load_experiment
 
-    seed = load_experiment(config, overrides).train.seed
+    cfg = load_experiment(config, overrides)
+    seed = cfg.train.seed
+    split_seed = cfg.data.split_seed if cfg.data.split_seed is not None else seed
     threads = max(1, len(os.sched_getaffinity(0)) // n)
     jobs = []
     for k in range(n):
-        member = {"train.threads": threads, **overrides}
+        member = {"train.threads": threads, **overrides, "data.split_seed": split_seed}
         member.update({"train.seed": seed + k, "train.out_dir": str(model_dir / f"member{k}")})
         jobs.append((f"member{k}", config, member))
     context = multiprocessing.get_context("spawn")

@@ -203,10 +203,16 @@ def combine_model_files(
 ) -> Recognizer:
     """Write to ``output`` the ensemble of the model files ``paths``
     (:meth:`Recognizer.combine`) and return it. The file records where each
-    model came from (path, and the epoch and dev error its training noted)."""
-    recognizers, sources = [], []
+    model came from (path, and the epoch and dev error its training noted).
+    When every model held out the same dev data in training, the file also
+    gets the first one's training config (``experiment``), so tools that tune
+    on that dev data (``tools/tune_lm.py``) find it as for a single model."""
+    from seqrec.train_data import held_out_data
+
+    recognizers, sources, payloads = [], [], []
     for path in paths:
         payload = load_checkpoint(path)
+        payloads.append(payload)
         recognizers.append(Recognizer.from_payload(payload))
         sources.append(
             {"path": str(path), **{k: payload[k] for k in ("epoch", "dev_error") if k in payload}}
@@ -215,5 +221,9 @@ def combine_model_files(
         rec = Recognizer.combine(recognizers)
     except ValueError as e:
         raise ValueError(f"{', '.join(map(str, paths))}: {e}") from None
-    rec.save(output, ensemble_of=sources)
+    held_out = [held_out_data(p) for p in payloads]
+    shared = held_out[0] is not None and all(h == held_out[0] for h in held_out)
+    rec.save(
+        output, ensemble_of=sources, **({"experiment": payloads[0]["experiment"]} if shared else {})
+    )
     return rec

@@ -7,6 +7,7 @@ from pathlib import Path
 from seqrec.checkpoint import load_checkpoint
 from seqrec.recipe import recipe_main
 from seqrec.recognizer import Recognizer
+from seqrec.train_data import held_out_data
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart"
 
@@ -37,10 +38,14 @@ def test_recipe_trains_members_and_evaluates_their_ensemble(tmp_path, capsys):
     trained = [json.loads(p["experiment"])["train"] for p in members]
     # Seeds count up from the configured one; the cores are shared out among the members.
     assert [t["seed"] for t in trained] == [3, 4]
+    # ...while all hold out the speakers the configured seed picks.
+    assert [json.loads(p["experiment"])["data"]["split_seed"] for p in members] == [3, 3]
     threads = max(1, len(os.sched_getaffinity(0)) // 2)
     assert [t["threads"] for t in trained] == [threads, threads]
     ens = Recognizer.load(out / "model" / "best.pt")
     assert len(ens.model.members) == 2
+    # The shared dev data travels with the ensemble, for LM tuning on it.
+    assert held_out_data(load_checkpoint(out / "model" / "best.pt")) == held_out_data(members[0])
     report = json.loads((out / "test_report.json").read_text())
     assert report["summary"] == results["test"] and report["summary"]["num_items"] > 0
     for k in (0, 1):
