@@ -21,15 +21,15 @@ from tqdm import tqdm
 from seqrec.attention_decoder import AttentionDecoder, DecoderConfig, WithAttentionDecoder
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
 from seqrec.config import ExperimentConfig, TrainConfig
-from seqrec.data.loader import FeatureDataset, batch_stream, pad_targets
+from seqrec.data.loader import FeatureDataset, batch_stream
 from seqrec.data.manifest import Record
 from seqrec.distributed import Runtime
 from seqrec.features.base import Frontend
 from seqrec.features.frontend import build_frontend, frontend_from_dict
 from seqrec.io import atomic_write_text
+from seqrec.losses import WeightNoise, batch_loss
 from seqrec.metrics import UNIT_METRICS
-from seqrec.mixing import mix_batch, mixed_ctc
-from seqrec.models.blstm import BiLSTMCTC, ModelConfig, lengths_mask
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
 from seqrec.schedule import OneCycle
@@ -92,12 +92,13 @@ def train_epoch(
     mixes that fraction of each batch's items with another item of the batch
     and trains on both transcripts (see :mod:`seqrec.mixing`). ``entropy_weight``
     > 0 subtracts that weight times the mean entropy of the top layer's output distribution over
-    the valid frames (a confidence penalty, see :func:`frame_entropy`).
+    the valid frames (a confidence penalty, see :func:`seqrec.losses.frame_entropy`).
     ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
     recurrent layers' weight matrices for each step's forward and backward
-    pass; the step itself updates the clean weights (see :class:`WeightNoise`). Returns
-    (sum of per-item losses, items used, steps skipped); the loss reported is the
-    final layer's alone, comparable across settings (but for mixing, which it counts).
+    pass; the step itself updates the clean weights (see
+    :class:`~seqrec.losses.WeightNoise`). Returns (sum of per-item losses, items
+    used, steps skipped); the loss reported is the final layer's alone,
+    comparable across settings (but for mixing, which it counts).
     """
     rt = runtime if runtime is not None else Runtime(device)
     model.train()
@@ -105,8 +106,8 @@ def train_epoch(
     pin = rt.device.type == "cuda"
     stream = batch_stream(ds, batches, workers, pin_memory=pin)
     bar = tqdm(stream, total=len(batches), desc=desc, leave=False, mininterval=10, disable=None)
-    batch_loss = functools.partial(
-        _batch_loss,
+    step_loss = functools.partial(
+        batch_loss,
         ctc=ctc,
         rt=rt,
         inter_layers=inter_layers,
@@ -124,7 +125,7 @@ def train_epoch(
             b = rt.to_device(b)
             if noise is not None:
                 noise.add()
-            loss, final = batch_loss(model, b)
+            loss, final = step_loss(model, b)
             opt.zero_grad(set_to_none=True)
             restore = noise.remove if noise is not None else None
             stepped = rt.backward_step(loss, opt, model.parameters(), grad_clip, restore)
@@ -152,106 +153,6 @@ def train_epoch(
         if noise is not None:
             noise.remove()  # an interrupted step never leaves noisy weights behind
     return loss_sum, n, skipped
-
-
-def _batch_loss(
-    model: torch.nn.Module,
-    b: dict[str, torch.Tensor],
-    ctc: torch.nn.CTCLoss,
-    rt: Runtime,
-    inter_layers: Sequence[int],
-    inter_weight: float,
-    word_targets: Sequence[list[int]] | None,
-    word_weight: float,
-    entropy_weight: float,
-    attention_weight: float = 0.0,
-    mix_prob: float = 0.0,
-    mix_alpha: float = 0.5,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch's training loss and the top layer's CTC loss alone (see :func:`train_epoch`)."""
-    tgt, tgt_len = b["targets"], b["target_lengths"]
-    b, mix = mix_batch(b, mix_prob, mix_alpha)
-    with rt.autocast():
-        if attention_weight > 0:
-            lp, ol, inter, att = model(
-                b["feats"], b["lengths"], tgt, tgt_len, taps=tuple(inter_layers)
-            )
-        elif word_targets is not None:
-            lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
-        elif inter_layers:
-            lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
-        else:
-            (lp, ol), inter = model(b["feats"], b["lengths"]), []
-    # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
-    if mix is not None:
-        losses = [mixed_ctc(x, tgt, ol, tgt_len, mix, ctc.blank) for x in [lp, *inter]]
-    else:
-        losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
-    loss = final = losses[0]
-    if inter:
-        loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
-    if word_targets is not None:
-        wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
-        word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
-        loss = (1 - word_weight) * loss + word_weight * word
-    if attention_weight > 0:
-        loss = (1 - attention_weight) * loss + attention_weight * att
-    if entropy_weight > 0:
-        loss = loss - entropy_weight * frame_entropy(lp, ol)
-    return loss, final
-
-
-class WeightNoise:
-    """Gaussian weight noise on the BiLSTM weight matrices, one draw per step.
-
-    :meth:`add` keeps the clean weights and perturbs them in place;
-    :meth:`remove` puts the clean weights back, exactly (a copy, not a
-    subtraction), so the gradient is taken at the noisy point and the update
-    applies to the clean weights, and replicas in distributed training stay
-    identical whatever noise each drew. Noise on the recurrent weights
-    regularises an RNN that dropout on its inputs and outputs leaves free
-    (Graves, 2011; the "variational noise" of later sequence models). Biases,
-    the conv front-end and the output layer are left alone.
-    """
-
-    def __init__(self, model: torch.nn.Module, std: float) -> None:
-        self.std = std
-        self.params = [
-            p
-            for name, p in model.named_parameters()
-            if ".weight_ih" in name or ".weight_hh" in name
-        ]
-        if not self.params:
-            raise ValueError("weight noise: the model has no recurrent weight matrices")
-        self.clean: list[torch.Tensor] = []
-
-    @torch.no_grad()
-    def add(self) -> None:
-        self.clean = [p.detach().clone() for p in self.params]
-        for p in self.params:
-            p.add_(torch.randn_like(p), alpha=self.std)
-
-    @torch.no_grad()
-    def remove(self) -> None:
-        """Put the clean weights back; nothing to do when they already are."""
-        if not self.clean:
-            return
-        for p, c in zip(self.params, self.clean, strict=True):
-            p.copy_(c)
-        self.clean = []
-
-
-def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean entropy (nats) of the per-frame output distributions over the valid frames.
-
-    ``log_probs`` is ``(B, T, V)``, ``lengths`` the valid frames of each item.
-    Rewarding it counters CTC's over-confident, peaky posteriors (the
-    confidence penalty of Pereyra et al., 2017).
-    """
-    lp = log_probs.float().clamp(min=-100.0)  # a -inf (16-bit underflow) would give 0 * inf
-    h = -(lp.exp() * lp).sum(-1)
-    valid = lengths_mask(lengths.to(lp.device), lp.shape[1])
-    return (h * valid).sum() / valid.sum().clamp(min=1)
 
 
 @dataclass

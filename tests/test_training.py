@@ -173,7 +173,7 @@ def test_non_finite_steps_are_skipped_and_weights_kept():
 def test_frame_entropy_averages_valid_frames_only():
     import math
 
-    from seqrec.training import frame_entropy
+    from seqrec.losses import frame_entropy
 
     uniform, sure = math.log(0.25), torch.log(torch.tensor([1.0, 1e-30, 1e-30, 1e-30]))
     lp = torch.full((2, 3, 4), uniform)
@@ -203,8 +203,9 @@ def _random_dataset():
 
 
 def test_entropy_weight_makes_training_less_confident():
+    from seqrec.losses import frame_entropy
     from seqrec.models.blstm import BiLSTMCTC, ModelConfig
-    from seqrec.training import frame_entropy, train_epoch
+    from seqrec.training import train_epoch
 
     vocab, feats, ds = _random_dataset()
     x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
@@ -259,7 +260,7 @@ def _one_step(ds, model, lr: float, weight_noise: float) -> dict[str, torch.Tens
 
 
 def test_weight_noise_perturbs_the_step_and_leaves_the_clean_weights():
-    from seqrec.training import WeightNoise
+    from seqrec.losses import WeightNoise
 
     ds, model = _tiny_setup()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
