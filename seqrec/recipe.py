@@ -117,19 +117,20 @@ def train_members(config: Path, overrides: dict[str, Any], model_dir: Path, n: i
     return their ``best.pt`` files.
 
     Model ``k`` trains with seed ``train.seed + k`` (its own weights, batches
-    and augmentation; all hold out the speakers that ``train.seed`` picks, so
-    the ensemble has a dev set none of them trained on) into
-    ``model_dir/member<k>``, on
-    ``cores // n`` threads unless ``overrides`` set ``train.threads``. On a
-    small CPU this beats training the models one after the other: one LSTM
-    step on one thread wastes less of each core than one on two.
+    and augmentation) into ``model_dir/member<k>``, on ``cores // n`` threads
+    unless ``overrides`` set ``train.threads``. All of them hold out the
+    speakers that ``data.split_seed`` (else ``train.seed``) picks, so the
+    ensemble has a dev set none of its models trained on. On 2 cores, two
+    one-thread processes get more LSTM steps done than one two-thread process
+    (see the README's speech trials), so the models need not train one after
+    the other.
     """
     from seqrec.config import load_experiment
 
     cfg = load_experiment(config, overrides)
     seed = cfg.train.seed
     split_seed = cfg.data.split_seed if cfg.data.split_seed is not None else seed
-    threads = max(1, len(os.sched_getaffinity(0)) // n)
+    threads = max(1, usable_cores() // n)
     jobs = []
     for k in range(n):
         member = {"train.threads": threads, **overrides, "data.split_seed": split_seed}
@@ -138,6 +139,13 @@ def train_members(config: Path, overrides: dict[str, Any], model_dir: Path, n: i
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
         return [Path(p) for p in pool.map(_train_member, *zip(*jobs, strict=True))]
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset and container limits
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _train_member(name: str, config: Path, overrides: dict[str, Any]) -> str:

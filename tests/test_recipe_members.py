@@ -1,11 +1,10 @@
 """Recipes with ``--members N``: N models trained at once, evaluated as an ensemble."""
 
 import json
-import os
 from pathlib import Path
 
 from seqrec.checkpoint import load_checkpoint
-from seqrec.recipe import recipe_main
+from seqrec.recipe import recipe_main, usable_cores
 from seqrec.recognizer import Recognizer
 from seqrec.train_data import held_out_data
 
@@ -40,7 +39,7 @@ def test_recipe_trains_members_and_evaluates_their_ensemble(tmp_path, capsys):
     assert [t["seed"] for t in trained] == [3, 4]
     # ...while all hold out the speakers the configured seed picks.
     assert [json.loads(p["experiment"])["data"]["split_seed"] for p in members] == [3, 3]
-    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    threads = max(1, usable_cores() // 2)
     assert [t["threads"] for t in trained] == [threads, threads]
     ens = Recognizer.load(out / "model" / "best.pt")
     assert len(ens.model.members) == 2
