@@ -17,7 +17,7 @@ import torch
 from seqrec.io import atomic_write_bytes
 
 FORMAT = "seqrec-model"
-VERSION = 2  # the newest version read; 2 added model ensembles, 1 files read unchanged
+VERSION = 1
 
 
 class ModelFileError(ValueError):
@@ -25,21 +25,11 @@ class ModelFileError(ValueError):
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Atomically write ``payload`` (plain types and tensors only) with format tags.
-
-    The file gets the oldest version that holds everything in ``payload``
-    (:func:`required_version`), so older readers keep reading the files that
-    need nothing newer.
-    """
-    payload = {**payload, "format": FORMAT, "version": required_version(payload)}
+    """Atomically write ``payload`` (plain types and tensors only) with format tags."""
+    payload = {"format": FORMAT, "version": VERSION, **payload}
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def required_version(payload: dict[str, Any]) -> int:
-    """The oldest model file version that can hold ``payload``."""
-    return 2 if payload.get("ensemble") else 1
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

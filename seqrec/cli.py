@@ -112,15 +112,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensemble(args: argparse.Namespace) -> int:
-    from seqrec.recognizer import combine_model_files
-
-    rec = combine_model_files(args.models, args.output)
-    n = len(rec.model.members)
-    print(f"{args.output}: the mean of {n} models' output probabilities")
-    return 0
-
-
 def _add_decode_flags(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("decoding (default: greedy)")
     g.add_argument("--beam", type=int, default=1, help="beam width (1: greedy unless --lm)")
@@ -224,13 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lm-weight", type=float, default=0.5, help="weight stored with --embed")
     s.add_argument("--word-bonus", type=float, default=0.0, help="bonus stored with --embed")
     s.set_defaults(func=_lm)
-
-    s = sub.add_parser(
-        "ensemble", help="combine models into one that decodes their mean output probabilities"
-    )
-    s.add_argument("models", nargs="+", help="two or more model files (same features, vocabulary)")
-    s.add_argument("-o", "--output", required=True, help="model file to write")
-    s.set_defaults(func=_ensemble)
 
     s = sub.add_parser("export", help="export a model to one verified ONNX file")
     s.add_argument("model")

@@ -27,8 +27,6 @@ class DataConfig:
     outputs, is selected on and is scored on the unmarked classes of ``text``:
     the probabilities of a symbol's marked variants are summed (see
     ``ModelConfig.fold``).
-    ``split_seed`` picks the held-out speakers; unset, ``train.seed`` does (so
-    runs that differ only in their seed hold out the same speakers with it set).
     """
 
     train: str
@@ -37,7 +35,6 @@ class DataConfig:
     unit: str = "char"
     modality: str = "audio"
     fine_labels: bool = False
-    split_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.dev_speakers < 0:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -16,37 +14,14 @@ from seqrec.decoders.greedy import greedy_decode
 from seqrec.decoders.options import DecodeOptions, Hypothesis
 from seqrec.features.frontend import frontend_from_dict
 from seqrec.models.blstm import BiLSTMCTC, ModelConfig
-from seqrec.models.ensemble import EnsembleCTC, build_model, model_configs
 from seqrec.vocab import Vocabulary
-
-log = logging.getLogger("seqrec.recognizer")
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equality of plain data that may hold tensors."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return (
-            isinstance(a, torch.Tensor)
-            and isinstance(b, torch.Tensor)
-            and a.shape == b.shape
-            and bool(torch.equal(a, b))
-        )
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
 
 
 class Recognizer:
     """Everything needed to turn a file into text."""
 
     def __init__(
-        self,
-        frontend,
-        model: BiLSTMCTC | EnsembleCTC,
-        vocab: Vocabulary,
-        lm: dict[str, Any] | None = None,
+        self, frontend, model: BiLSTMCTC, vocab: Vocabulary, lm: dict[str, Any] | None = None
     ) -> None:
         self.frontend = frontend
         self.model = model
@@ -60,11 +35,9 @@ class Recognizer:
         return self.frontend.modality
 
     def payload(self) -> dict[str, Any]:
-        configs = [asdict(c) for c in model_configs(self.model)]
         return {
             "frontend": self.frontend.to_dict(),
-            "model_config": configs[0],
-            **({"ensemble": configs} if len(configs) > 1 else {}),
+            "model_config": asdict(self.model.cfg),
             "vocab": self.vocab.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             **({"lm": self.lm} if self.lm is not None else {}),
@@ -75,8 +48,7 @@ class Recognizer:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Recognizer:
-        configs = payload.get("ensemble") or [payload["model_config"]]
-        model = build_model([ModelConfig(**c) for c in configs])
+        model = BiLSTMCTC(ModelConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         model.eval()
         return cls(
@@ -85,35 +57,6 @@ class Recognizer:
             Vocabulary.from_dict(payload["vocab"]),
             payload.get("lm"),
         )
-
-    @classmethod
-    def combine(cls, recognizers: Sequence[Recognizer]) -> Recognizer:
-        """One recogniser that decodes the mean of the models' output probabilities.
-
-        The models must read the same features (frontend settings and
-        normalisation statistics), share the vocabulary and the subsampling;
-        an ensemble among them contributes each of its members. An embedded LM
-        is kept when every model has the same one. Raises ``ValueError`` naming
-        the first model (1-based) that differs.
-        """
-        if len(recognizers) < 2:
-            raise ValueError("an ensemble needs at least two models")
-        first = recognizers[0]
-        for k, rec in enumerate(recognizers[1:], start=2):
-            if not _same(rec.frontend.to_dict(), first.frontend.to_dict()):
-                raise ValueError(
-                    f"model {k} computes other input features than model 1 "
-                    "(frontend settings or normalisation statistics differ)"
-                )
-            if rec.vocab.to_dict() != first.vocab.to_dict():
-                raise ValueError(f"model {k} has another vocabulary than model 1")
-        members = [m for rec in recognizers for m in getattr(rec.model, "members", [rec.model])]
-        lms = [rec.lm for rec in recognizers]
-        lm = lms[0] if all(x == lms[0] for x in lms) else None
-        if lm is None and any(x is not None for x in lms):
-            log.warning("the models embed different language models: the ensemble keeps none")
-        model = EnsembleCTC([copy.deepcopy(m).eval() for m in members])
-        return cls(first.frontend, model, first.vocab, lm)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recognizer:
@@ -196,34 +139,3 @@ class Recognizer:
             word_bonus=bonus,
             frame_step=self.frame_step(),
         )
-
-
-def combine_model_files(
-    paths: Sequence[str | os.PathLike], output: str | os.PathLike
-) -> Recognizer:
-    """Write to ``output`` the ensemble of the model files ``paths``
-    (:meth:`Recognizer.combine`) and return it. The file records where each
-    model came from (path, and the epoch and dev error its training noted).
-    When every model held out the same dev data in training, the file also
-    gets the first one's training config (``experiment``), so tools that tune
-    on that dev data (``tools/tune_lm.py``) find it as for a single model."""
-    from seqrec.train_data import held_out_data
-
-    recognizers, sources, payloads = [], [], []
-    for path in paths:
-        payload = load_checkpoint(path)
-        payloads.append(payload)
-        recognizers.append(Recognizer.from_payload(payload))
-        sources.append(
-            {"path": str(path), **{k: payload[k] for k in ("epoch", "dev_error") if k in payload}}
-        )
-    try:
-        rec = Recognizer.combine(recognizers)
-    except ValueError as e:
-        raise ValueError(f"{', '.join(map(str, paths))}: {e}") from None
-    held_out = [held_out_data(p) for p in payloads]
-    shared = held_out[0] is not None and all(h == held_out[0] for h in held_out)
-    rec.save(
-        output, ensemble_of=sources, **({"experiment": payloads[0]["experiment"]} if shared else {})
-    )
-    return rec

@@ -121,12 +121,7 @@ def tune_blank_shift(
 
 
 def unshifted_recognizer(payload: dict[str, Any]) -> Recognizer:
-    """The recogniser of a model file's ``payload`` without its blank shift.
-    Raises ``ValueError`` for an ensemble, whose members each have their own."""
-    if payload.get("ensemble"):
-        raise ValueError(
-            "an ensemble of models: tune the blank shift of each model before combining them"
-        )
+    """The recogniser of a model file's ``payload`` without its blank shift."""
     return Recognizer.from_payload(
         {**payload, "model_config": {**payload["model_config"], "blank_shift": 0.0}}
     )

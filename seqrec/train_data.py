@@ -49,8 +49,7 @@ def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
 
 
 def load_split(cfg: ExperimentConfig) -> tuple[list[Record], list[Record]]:
-    seed = cfg.data.split_seed if cfg.data.split_seed is not None else cfg.train.seed
-    return read_split(cfg.data.train, cfg.data.dev, cfg.data.dev_speakers, seed)
+    return read_split(cfg.data.train, cfg.data.dev, cfg.data.dev_speakers, cfg.train.seed)
 
 
 def marked_targets(records: Sequence[Record], manifest: str) -> list[Record]:
@@ -81,17 +80,6 @@ def read_split(
     return split_by_speaker(train, dev_speakers, seed)
 
 
-def held_out_data(payload: dict[str, Any]) -> tuple[Any, ...] | None:
-    """What decides the dev data a model file's training held out (manifests,
-    speaker count, split seed), or ``None`` when the file does not say."""
-    if "experiment" not in payload:
-        return None
-    trained = json.loads(payload["experiment"])
-    data, tc = trained.get("data", {}), trained.get("train", {})
-    seed = data["split_seed"] if data.get("split_seed") is not None else tc.get("seed", 0)
-    return (data.get("train"), data.get("dev"), data.get("dev_speakers"), seed)
-
-
 def held_out_split(
     payload: dict[str, Any],
     train_manifest: str | Path,
@@ -103,8 +91,7 @@ def held_out_split(
 
     ``dev_manifest`` given: all of train and that manifest. Otherwise the
     speakers (or writers) cut from ``train_manifest`` with the model file's own
-    ``data.dev_speakers`` and ``data.split_seed`` (else ``train.seed``), or the
-    ones given. Raises
+    ``data.dev_speakers`` and ``train.seed``, or the ones given. Raises
     ``ValueError`` when the model was selected on a separate dev manifest that
     is not given, when it trained with no dev split and none is given, or when
     the dev set is empty.
@@ -118,8 +105,7 @@ def held_out_split(
         raise ValueError(
             "the model trained with no dev split: pass the number of dev speakers or a dev manifest"
         )
-    if seed is None:
-        seed = data["split_seed"] if data.get("split_seed") is not None else tc.get("seed", 0)
+    seed = seed if seed is not None else tc.get("seed", 0)
     rest, dev = read_split(train_manifest, dev_manifest or "", speakers or 0, seed)
     if not dev:
         raise ValueError("the dev set is empty")

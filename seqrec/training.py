@@ -185,11 +185,6 @@ def _starting_point(
     elif tc.init_from:
         source = tc.init_from
         base = load_checkpoint(source)
-        if base.get("ensemble"):
-            raise ValueError(
-                f"{source} is an ensemble of {len(base['ensemble'])} models: "
-                "fine-tune one of the model files it was combined from"
-            )
         log.info("initialising from %s (its vocabulary, frontend and model shape)", tc.init_from)
     else:
         if "blank_shift" in cfg.model:

@@ -133,15 +133,6 @@ def test_init_from_fine_tunes_an_existing_model(tmp_path):
     assert all(torch.allclose(w1[k], w2[k], atol=1e-5) for k in w1)  # lr ~ 0: unchanged
 
 
-def test_init_from_an_ensemble_is_refused(tmp_path):
-    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1)])
-    first = Recognizer.load(train(_config(tmp_path / "a", m, epochs=1)))
-    Recognizer.combine([first, first]).save(tmp_path / "ens.pt")
-    cfg = _config(tmp_path / "b", m, epochs=1, init_from=str(tmp_path / "ens.pt"))
-    with pytest.raises(ValueError, match="ens.pt is an ensemble of 2 models"):
-        train(cfg)
-
-
 def test_non_finite_steps_are_skipped_and_weights_kept():
     from seqrec.data.loader import FeatureDataset
     from seqrec.models.blstm import BiLSTMCTC, ModelConfig

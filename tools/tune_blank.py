@@ -44,14 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     payload = load_checkpoint(args.model)
     try:
-        rec = unshifted_recognizer(payload)
-    except ValueError as e:
-        p.error(f"{args.model}: {e}")
-    try:
         _, dev = held_out_split(payload, args.train, args.dev, args.dev_speakers, args.seed)
     except ValueError as e:
         p.error(f"{args.model}: {e} (with --dev MANIFEST or --dev-speakers N)")
     print(f"dev: {len(dev)} items held out from {args.dev or args.train}")
+    rec = unshifted_recognizer(payload)
     lps = rec.log_probs_each([rec.frontend(r.path) for r in dev])
     errors = blank_shift_errors(lps, [r.text for r in dev], rec.vocab)
     for shift, err in errors.items():

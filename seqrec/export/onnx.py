@@ -48,7 +48,6 @@ from seqrec.export.graph import AudioFeatures, ExportableModel, ImageFeatures, R
 from seqrec.features.audio import compute_features
 from seqrec.features.image import image_features
 from seqrec.io import atomic_write_bytes
-from seqrec.models.ensemble import model_configs
 from seqrec.recognizer import Recognizer
 from seqrec.vocab import BLANK_ID
 
@@ -81,8 +80,7 @@ METADATA_KEYS = {
     "subsampling": "input frames per output frame of the model",
     "frame_seconds": "seconds per feature frame (audio) or null",
     "output_step": "input units (samples for raw audio, else frames/columns) per output frame",
-    "model_config": "the model's shape (ModelConfig; an ensemble's first model)",
-    "ensemble": "null, or every model's shape when the graph averages several models",
+    "model_config": "the model's shape (ModelConfig)",
     "quantization": "null or 'int8'",
     "parity": "max |log-prob| difference to PyTorch measured at export, and its tolerance",
 }
@@ -601,11 +599,10 @@ def weights_sha256(rec: Recognizer) -> str:
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    for cfg in model_configs(rec.model):
-        if cfg.blank_shift:
-            h.update(f"blank_shift={cfg.blank_shift!r}".encode())
-        if cfg.fold:
-            h.update(f"fold={cfg.fold!r}".encode())
+    if rec.model.cfg.blank_shift:
+        h.update(f"blank_shift={rec.model.cfg.blank_shift!r}".encode())
+    if rec.model.cfg.fold:
+        h.update(f"fold={rec.model.cfg.fold!r}".encode())
     return h.hexdigest()
 
 
@@ -627,7 +624,6 @@ def build_metadata(
     """Everything an application needs besides the graph, as plain JSON values."""
     frame_s = rec.frontend.frame_seconds()
     sub = rec.model.cfg.subsample
-    configs = model_configs(rec.model)
     step = sub * rec.frontend.cfg.hop_length if spec.input_kind == "raw" and frame_s else sub
     inputs, outputs = spec.as_json()
     return {
@@ -646,7 +642,6 @@ def build_metadata(
         "frame_seconds": frame_s,
         "output_step": step,
         "model_config": asdict(rec.model.cfg),
-        "ensemble": [asdict(c) for c in configs] if len(configs) > 1 else None,
         "quantization": quantize,
         "parity": parity,
     }
