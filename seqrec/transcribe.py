@@ -13,42 +13,65 @@ order as soon as every earlier input is done. Audio longer than twice
 ``chunk_seconds`` is read in overlapping blocks, decoded block by block and
 stitched at the middle of each overlap, so an hour-long recording needs no
 more memory than a one-minute one.
+
+This module plans the work and runs it; the stages it calls live beside it:
+:mod:`seqrec.batch_inputs` (what to read), :mod:`seqrec.batch_decode`
+(batches and long audio) and :mod:`seqrec.batch_output` (records, resuming).
 """
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
-import math
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from seqrec.data.manifest import iter_manifest_lines, resolve_path
-from seqrec.features.audio import AUDIO_SUFFIXES, AudioError, compute_features, resample
-from seqrec.features.image import IMAGE_SUFFIXES, image_size
+from seqrec.batch_decode import (
+    ChunkPlan,
+    batch_log_probs,
+    decode_batch,
+    decode_long,
+    long_audio_segments,
+    plan_chunks,
+)
+from seqrec.batch_inputs import InputItem, collect_inputs, route_by_modality
+from seqrec.batch_output import FORMATS, RowWriter, pending_items, read_done
+from seqrec.features.image import image_size
 from seqrec.recognizer import Recognizer
-from seqrec.vocab import BLANK_ID
+
+__all__ = [
+    "BACKENDS",
+    "FORMATS",
+    "BackendError",
+    "ChunkPlan",
+    "InputItem",
+    "RowWriter",
+    "TranscribeSummary",
+    "batch_log_probs",
+    "collect_inputs",
+    "decode_batch",
+    "decode_long",
+    "error_message",
+    "load_backend",
+    "long_audio_segments",
+    "plan_chunks",
+    "read_done",
+    "route_by_modality",
+    "transcribe",
+]
 
 log = logging.getLogger("seqrec.transcribe")
 
-FORMATS = ("jsonl", "tsv", "txt")
 BACKENDS = ("torch", "onnx")
-MANIFEST_SUFFIXES = (".jsonl",)
-_GLOB_CHARS = frozenset("*?[")
-_TSV_COLUMNS = ("id", "path", "status", "score", "length", "text", "error")
 
 
 class BackendError(ValueError):
@@ -81,362 +104,6 @@ class TranscribeSummary:
         if rtf is not None:
             text += f" ({self.input_seconds:.1f} s of audio, real-time factor {rtf:.4f})"
         return text
-
-
-@dataclass(frozen=True)
-class InputItem:
-    """One input file; ``error`` is set when the input is known bad before reading it."""
-
-    path: str
-    id: str
-    error: str | None = None
-
-
-# ---------------------------------------------------------------------------
-# Inputs
-
-
-def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[InputItem]:
-    """Expand files, folders, glob patterns, ``@list`` files and ``.jsonl`` manifests.
-
-    Folders are searched recursively for audio and image files (sorted); their
-    ids are the path below the folder without suffix. A list file names one
-    path per line (blank lines and ``#`` comments ignored); paths in list files
-    and manifests are relative to the file's folder. A missing file is kept, so
-    that it gets its own error record; a missing list or manifest raises
-    :class:`FileNotFoundError`.
-    """
-    out: list[InputItem] = []
-    for raw in inputs:
-        s = os.fspath(raw)
-        p = Path(s[1:] if s.startswith("@") else s)
-        if s.startswith("@"):
-            out.extend(_read_list(p))
-        elif p.is_dir():
-            out.extend(_walk(p))
-        elif p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file():
-            out.extend(_read_manifest_paths(p))
-        elif not p.exists() and _GLOB_CHARS & set(s):
-            matches = sorted(glob.glob(s, recursive=True))
-            if not matches:
-                out.append(InputItem(s, s, error=f"{s}: no file matches this pattern"))
-            out.extend(InputItem(m, Path(m).stem) for m in matches if Path(m).is_file())
-        else:
-            out.append(InputItem(str(p), p.stem))
-    return out
-
-
-def _walk(folder: Path) -> list[InputItem]:
-    known = AUDIO_SUFFIXES + IMAGE_SUFFIXES
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in known)
-    return [InputItem(str(f), f.relative_to(folder).with_suffix("").as_posix()) for f in files]
-
-
-def _read_list(path: Path) -> list[InputItem]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such list file")
-    items = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            p = Path(line) if Path(line).is_absolute() else path.parent / line
-            items.append(InputItem(str(p), p.stem))
-    return items
-
-
-def _read_manifest_paths(path: Path) -> list[InputItem]:
-    items = []
-    for lineno, obj in iter_manifest_lines(path):
-        try:
-            p = resolve_path(path, obj["path"])
-        except (KeyError, TypeError):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object with 'path'") from None
-        items.append(InputItem(str(p), str(obj.get("id", p.stem))))
-    return items
-
-
-def route_by_modality(
-    items: Sequence[InputItem], modality: str
-) -> tuple[list[InputItem], list[InputItem]]:
-    """Split into (items this model reads, items of the other modality).
-
-    Only known suffixes of the other modality are skipped: anything else is
-    tried, so that a mislabelled file gets an error record rather than vanishing.
-    """
-    other = IMAGE_SUFFIXES if modality == "audio" else AUDIO_SUFFIXES
-    keep = [it for it in items if Path(it.path).suffix.lower() not in other]
-    skipped = [it for it in items if Path(it.path).suffix.lower() in other]
-    return keep, skipped
-
-
-# ---------------------------------------------------------------------------
-# Output
-
-
-class RowWriter:
-    """Writes records as JSON lines, TSV or plain text, flushing after each.
-
-    TSV columns: ``id path status score length text error`` (``length`` is the
-    duration in seconds for audio, the width in frames for images; tabs and
-    newlines inside fields become spaces). Plain text: the transcript alone, one
-    line per input (an empty line for a failed input).
-    """
-
-    def __init__(self, out: TextIO, fmt: str = "jsonl", header: bool = True) -> None:
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
-        self.out, self.fmt = out, fmt
-        if fmt == "tsv" and header:
-            self._line("\t".join(_TSV_COLUMNS))
-
-    def write(self, row: dict[str, Any]) -> None:
-        if self.fmt == "jsonl":
-            self._line(json.dumps(row, ensure_ascii=False))
-        elif self.fmt == "tsv":
-            row = {**row, "length": row.get("duration", row.get("width", ""))}
-            self._line("\t".join(_tsv_field(row.get(c, "")) for c in _TSV_COLUMNS))
-        else:
-            self._line(_tsv_field(row.get("text", "")))
-
-    def _line(self, text: str) -> None:
-        self.out.write(text + "\n")  # one write per line: a crash cuts at most the last line
-        self.out.flush()
-
-
-def _tsv_field(value: Any) -> str:
-    return " ".join(str(value).split("\n")).replace("\t", " ").replace("\r", " ")
-
-
-def read_done(path: str | os.PathLike, fmt: str) -> tuple[Counter[str], int]:
-    """What an earlier run already wrote to ``path``: (paths done, number of records).
-
-    A last line without its newline (the run was killed while writing it) is
-    cut off the file, so that the resumed run writes that record again whole.
-    Plain text has no paths: the caller skips the first ``n`` inputs instead.
-    """
-    path = Path(path)
-    if not path.exists():
-        return Counter(), 0
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        log.warning("%s: dropping a partly written last line", path)
-        with open(path, "r+b") as f:
-            f.truncate(len(complete))
-    lines = complete.decode("utf-8").splitlines()
-    if fmt == "tsv" and lines and lines[0] == "\t".join(_TSV_COLUMNS):
-        lines = lines[1:]
-    done: Counter[str] = Counter()
-    for lineno, line in enumerate(lines, 1):
-        if fmt == "jsonl":
-            try:
-                done[json.loads(line)["path"]] += 1
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(
-                    f"{path}:{lineno}: not a transcription record; cannot resume"
-                ) from None
-        elif fmt == "tsv":
-            cols = line.split("\t")
-            if len(cols) != len(_TSV_COLUMNS):
-                raise ValueError(f"{path}:{lineno}: not a transcription record; cannot resume")
-            done[cols[1]] += 1
-    return done, len(lines)
-
-
-def _pending(
-    items: Sequence[InputItem], done: Counter[str], n_done: int, fmt: str
-) -> list[InputItem]:
-    """Inputs not yet in the output (each earlier record accounts for one input)."""
-    if fmt == "txt":
-        return list(items[n_done:])
-    done = Counter(done)
-    todo = []
-    for it in items:
-        if done[it.path] > 0:
-            done[it.path] -= 1
-        else:
-            todo.append(it)
-    return todo
-
-
-# ---------------------------------------------------------------------------
-# Decoding
-
-
-def _plain_greedy(options: Any) -> bool:
-    return options is None or (options.greedy and not options.timestamps and options.nbest == 1)
-
-
-def decode_batch(
-    rec: Any, feats: Sequence[torch.Tensor], device: str | torch.device, options: Any = None
-) -> list[dict[str, Any]]:
-    """Output fields for a batch of ``(T, F)`` feature tensors.
-
-    Returns one dict per input with at least ``text`` and ``score``. Without
-    ``options`` (a :class:`~seqrec.decoders.DecodeOptions`) or with plain
-    greedy options this is greedy decoding (``score`` = best-path
-    log-probability). Otherwise the beam search (LM, n-best) runs and the row
-    also gets ``confidence``, ``token_confidences``, and where asked
-    ``timestamps`` (per token ``[start, end]``, seconds or input columns) and
-    ``nbest`` (``text``, ``score``, ``posterior`` each).
-    """
-    if _plain_greedy(options):
-        decoded = rec.decode_features(list(feats), device)
-        return [{"text": text, "score": round(score, 4)} for text, score in decoded]
-    lp, lengths = batch_log_probs(rec, feats, device)
-    return _search(rec, lp, lengths, options)
-
-
-def _search(
-    rec: Any, lp: torch.Tensor, lengths: torch.Tensor, options: Any
-) -> list[dict[str, Any]]:
-    """Beam-search rows for log-probs ``(B, T', V)`` with lengths ``(B,)``."""
-    from seqrec.decoders.decode import decode_log_probs, resolve_lm
-
-    lm, weight, bonus = resolve_lm(rec, options)
-    step = (rec.frontend.frame_seconds() or 1.0) * _subsample(rec)
-    hyps = decode_log_probs(lp, lengths, rec.vocab, options, lm, weight, bonus, step)
-    return [h.as_row() for h in hyps]
-
-
-def decode_long(rec: Any, segments: Iterable[torch.Tensor], options: Any = None) -> dict[str, Any]:
-    """Output fields for one long input given as consecutive log-prob segments ``(T_i, V)``.
-
-    The segments tile the input's output frames without gaps or overlap, so
-    greedy decoding over them equals greedy decoding over their concatenation;
-    only the running state (ids, score, previous frame's id) is kept in memory.
-    Other ``options`` (beam, LM, n-best, timestamps) search the concatenated
-    log-probs, which holds ``T' x V`` floats (about 60 MB for an hour of 40 phones).
-    """
-    if not _plain_greedy(options):
-        lp = torch.cat(list(segments))
-        return _search(rec, lp[None], torch.tensor([lp.shape[0]]), options)[0]
-    ids: list[int] = []
-    score, prev = 0.0, BLANK_ID
-    for lp in segments:
-        if lp.shape[0] == 0:
-            continue
-        best, idx = lp.max(dim=-1)
-        score += float(best.sum())
-        before = torch.cat([torch.tensor([prev]), idx[:-1]])
-        ids.extend(idx[(idx != BLANK_ID) & (idx != before)].tolist())
-        prev = int(idx[-1])
-    return {"text": rec.vocab.decode(ids), "score": round(score, 4)}
-
-
-def batch_log_probs(
-    rec: Any, feats: Sequence[torch.Tensor], device: str | torch.device = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """CTC log-probs ``(B, T', V)`` (on the CPU) and lengths ``(B,)`` for ``(T, F)`` inputs."""
-    if isinstance(rec, Recognizer):
-        lp, lengths = rec.log_probs(list(feats), device)
-    else:  # other backends choose their device when loaded
-        lp, lengths = rec.log_probs(list(feats))
-    return torch.as_tensor(lp).cpu(), torch.as_tensor(lengths).cpu()
-
-
-def _subsample(rec: Any) -> int:
-    """Input frames per output frame; asked of the model, else measured on a probe input."""
-    if isinstance(rec, Recognizer):
-        return rec.model.cfg.subsample
-    known = getattr(rec, "subsample", None)
-    if isinstance(known, int):
-        return known
-    t = 256
-    _, lengths = batch_log_probs(rec, [torch.zeros(t, rec.frontend.feature_dim)])
-    sub = max(1, round(t / int(lengths[0])))
-    try:
-        rec.subsample = sub  # measure once per loaded model
-    except AttributeError:
-        pass
-    return sub
-
-
-@dataclass(frozen=True)
-class ChunkPlan:
-    """Where each block of a long recording starts and which of its output frames are kept.
-
-    All figures are in output frames (one every ``hop * subsample`` samples at the
-    model's rate). Block ``k`` starts at ``k * step`` and is ``size`` long; it keeps
-    ``[k * step + half, (k + 1) * step + half)`` (the first from 0, the last to the
-    end), so the kept parts tile the recording and each cut is at the middle of
-    an overlap, with ``half`` frames of context on either side.
-    """
-
-    size: int
-    step: int
-    half: int
-    total: int
-
-    @property
-    def num_chunks(self) -> int:
-        return 1 + max(0, math.ceil((self.total - self.size) / self.step))
-
-    def keep(self, k: int, length: int) -> tuple[int, int]:
-        """Kept local range of block ``k`` whose decoded length is ``length``."""
-        start = 0 if k == 0 else self.half
-        stop = length if k == self.num_chunks - 1 else self.step + self.half
-        return start, min(stop, length)
-
-
-def plan_chunks(
-    total_out: int, out_frame_s: float, chunk_seconds: float, overlap_seconds: float
-) -> ChunkPlan:
-    """A :class:`ChunkPlan` for ``total_out`` output frames of ``out_frame_s`` seconds."""
-    size = max(2, round(chunk_seconds / out_frame_s))
-    overlap = min(size - 1, max(0, round(overlap_seconds / out_frame_s)))
-    return ChunkPlan(size, size - overlap, overlap // 2, total_out)
-
-
-def long_audio_segments(
-    rec: Any,
-    path: str | os.PathLike,
-    chunk_seconds: float,
-    overlap_seconds: float,
-    device: str | torch.device = "cpu",
-    chunks_per_batch: int = 4,
-) -> Iterator[torch.Tensor]:
-    """Kept log-prob segments ``(T_i, V)`` of a long recording, decoded block by block.
-
-    Blocks are read with soundfile (never the whole file), mixed to mono,
-    resampled, featurised and normalised on their own; block starts fall on
-    output-frame boundaries, so features and frames line up with those of the
-    whole recording. Per-utterance normalisation, if the model uses it, is per block.
-    """
-    cfg = rec.frontend.cfg
-    sub = _subsample(rec)
-    unit = cfg.hop_length * sub  # model-rate samples per output frame
-    with sf.SoundFile(str(path)) as f:
-        sr, n_src = f.samplerate, f.frames
-        n = int(n_src * cfg.sample_rate / sr)
-        total_feats = max(1, 1 + (n - cfg.n_fft) // cfg.hop_length)
-        plan = plan_chunks(
-            math.ceil(total_feats / sub), unit / cfg.sample_rate, chunk_seconds, overlap_seconds
-        )
-        pending: list[tuple[int, torch.Tensor]] = []
-        for k in range(plan.num_chunks):
-            pending.append((k, _read_block(f, path, k * plan.step * unit, plan.size * unit, rec)))
-            if len(pending) == chunks_per_batch or k == plan.num_chunks - 1:
-                lp, lengths = batch_log_probs(rec, [x for _, x in pending], device)
-                for (kk, _), lpk, length in zip(pending, lp, lengths, strict=True):
-                    start, stop = plan.keep(kk, int(length))
-                    yield lpk[start:stop]
-                pending.clear()
-
-
-def _read_block(f: sf.SoundFile, path: Any, start: int, size: int, rec: Any) -> torch.Tensor:
-    """Normalised features of model-rate samples ``[start, start + size + n_fft - hop)``."""
-    cfg = rec.frontend.cfg
-    ratio = f.samplerate / cfg.sample_rate
-    f.seek(min(f.frames, round(start * ratio)))
-    count = math.ceil((size + cfg.n_fft - cfg.hop_length) * ratio)
-    data = f.read(count, dtype="float32", always_2d=True)
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: audio holds NaN or infinite samples near {start / ratio:.1f} s")
-    wave = resample(
-        torch.from_numpy(np.ascontiguousarray(data.mean(axis=1))), f.samplerate, cfg.sample_rate
-    )
-    return rec.frontend.normalize(compute_features(wave, cfg))
 
 
 # ---------------------------------------------------------------------------
@@ -631,7 +298,7 @@ def transcribe(
             raise ValueError("resume needs an output file")
         before = len(items)
         done, n_done = read_done(output, output_format)  # type: ignore[arg-type]
-        items = _pending(items, done, n_done, output_format)
+        items = pending_items(items, done, n_done, output_format)
         summary.num_resumed = before - len(items)
     if own_file:
         mode = "a" if resume and Path(output).exists() else "w"  # type: ignore[arg-type]
