@@ -426,7 +426,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         best = resume_payload["best"]
         history = json.loads(resume_payload["history"])
         train_ds.rng.setstate(_tuplify(resume_payload["data_rng"]))
-        swa = StateAverage.from_payload(resume_payload.get("swa"))
+        if tc.swa_fraction > 0:
+            swa = StateAverage.from_payload(resume_payload.get("swa"))
         torch.set_rng_state(resume_payload["torch_rng"])
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
 
