@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import editdistance
 
@@ -17,24 +18,52 @@ def edit_counts(ref: Sequence, hyp: Sequence) -> tuple[int, int, int]:
     They add up to :func:`edit_distance`; among equally short alignments the one
     with the fewest substitutions (the most matched units) is taken, as NIST's
     sclite does with its costs of 4 per substitution and 3 per deletion or
-    insertion.
+    insertion (see :func:`align`).
+    """
+    ops = [op for op, _, _ in align(ref, hyp)]
+    return ops.count("sub"), ops.count("del"), ops.count("ins")
+
+
+def align(ref: Sequence, hyp: Sequence) -> list[tuple[str, Any, Any]]:
+    """A minimum-edit alignment as ``(op, ref unit, hyp unit)`` in order.
+
+    ``op`` is ``ok``, ``sub``, ``del`` (the hyp unit is None) or ``ins`` (the ref
+    unit is None). Among equally short alignments the one with the fewest
+    substitutions is taken; ties beyond that prefer a substitution, then a
+    deletion, then an insertion at the end of the sequences.
     """
     ref, hyp = list(ref), list(hyp)
-    # row[j] = (edits, subs, dels, ins) for ref[:i] against hyp[:j]; min() picks the
-    # fewest edits, then the fewest substitutions.
-    row = [(j, 0, 0, j) for j in range(len(hyp) + 1)]
+    # cost[i][j] = (edits, subs) for ref[:i] against hyp[:j]: the fewest edits,
+    # then the fewest substitutions.
+    cost = [[(j, 0) for j in range(len(hyp) + 1)]]
     for i, r in enumerate(ref, 1):
-        new = [(i, 0, i, 0)]
+        row = [(i, 0)]
         for j, h in enumerate(hyp, 1):
-            e, s, d, n = row[j - 1]
-            diag = (e, s, d, n) if r == h else (e + 1, s + 1, d, n)
-            e, s, d, n = row[j]
-            down = (e + 1, s, d + 1, n)
-            e, s, d, n = new[j - 1]
-            new.append(min(diag, down, (e + 1, s, d, n + 1)))
-        row = new
-    _, subs, dels, ins = row[-1]
-    return subs, dels, ins
+            e, s = cost[i - 1][j - 1]
+            diag = (e, s) if r == h else (e + 1, s + 1)
+            e, s = cost[i - 1][j]
+            down = (e + 1, s)
+            e, s = row[j - 1]
+            row.append(min(diag, down, (e + 1, s)))
+        cost.append(row)
+    ops: list[tuple[str, Any, Any]] = []
+    i, j = len(ref), len(hyp)
+    while i or j:
+        here = cost[i][j]
+        if i and j:
+            e, s = cost[i - 1][j - 1]
+            same = ref[i - 1] == hyp[j - 1]
+            if here == ((e, s) if same else (e + 1, s + 1)):
+                ops.append(("ok" if same else "sub", ref[i - 1], hyp[j - 1]))
+                i, j = i - 1, j - 1
+                continue
+        if i and here == (cost[i - 1][j][0] + 1, cost[i - 1][j][1]):
+            ops.append(("del", ref[i - 1], None))
+            i -= 1
+        else:
+            ops.append(("ins", None, hyp[j - 1]))
+            j -= 1
+    return ops[::-1]
 
 
 def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:

@@ -62,3 +62,9 @@ def test_error_breakdown_splits_a_report_by_speaker(tmp_path, capsys, tool):
     out = capsys.readouterr().out
     assert "error 44.44 % = substituted 11.11 % + deleted 22.22 % + inserted 11.11 %" in out
     assert "2 groups, error 40.00-50.00 %" in out
+    conf = result["confusions"]
+    assert conf["sub"] == {("N", "L"): 1} and conf["del"] == {"B": 1, "OW": 1}
+    assert conf["ins"] == {"IY": 1}
+    breakdown_tool.main([str(path), "--confusions", "1", "--group", "none"])
+    out = capsys.readouterr().out
+    assert "  N -> L\t1\t25.0 %" in out and "groups" not in out

@@ -16,7 +16,7 @@ from seqrec.features.audio import (
     num_frames,
 )
 from seqrec.features.image import ImageError, ImageFrontendConfig, image_features
-from seqrec.metrics import cer, edit_counts, edit_distance, error_rate, wer
+from seqrec.metrics import align, cer, edit_counts, edit_distance, error_rate, wer
 from seqrec.transcribe import decode_long
 from seqrec.vocab import BLANK_ID, Vocabulary
 
@@ -193,6 +193,16 @@ def test_edit_counts_add_up_to_the_edit_distance(ref, hyp):
     assert subs + dels + ins == edit_distance(ref, hyp)
     assert dels - ins == len(ref) - len(hyp)
     assert min(subs, dels, ins) >= 0
+
+
+@SETTINGS
+@given(symbols, symbols)
+def test_an_alignment_spells_out_both_sequences(ref, hyp):
+    ops = align(ref, hyp)
+    assert [r for op, r, _ in ops if op != "ins"] == list(ref)
+    assert [h for op, _, h in ops if op != "del"] == list(hyp)
+    assert all((r == h) == (op == "ok") for op, r, h in ops if op in ("ok", "sub"))
+    assert sum(op != "ok" for op, _, _ in ops) == edit_distance(ref, hyp)
 
 
 @SETTINGS
