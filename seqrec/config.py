@@ -75,15 +75,6 @@ class TrainConfig:
     rest. It regularises the lower layers and leaves the model file unchanged.
     ``average_last`` > 1 averages the weights of the last that many epochs when
     training ends; the average replaces ``best.pt`` when its dev error is lower.
-    ``swa_fraction`` > 0 (stochastic weight averaging) runs the one cycle over
-    the first ``1 - swa_fraction`` of the schedule, decaying to ``swa_lr``
-    times ``lr`` instead of towards zero; that rate then holds, and the weights
-    of every epoch that ends in this constant phase are averaged when training
-    ends (a running mean kept in ``last.pt``, so resuming keeps it). Like
-    ``average_last``, which it replaces, the average becomes ``best.pt`` when
-    its dev error is lower. Batch-norm statistics are averaged like the weights.
-    ``swa_fraction = 1`` holds ``swa_lr`` from the start: weight averaging of a
-    fine-tuning run (``init_from``).
     ``tune_blank_shift`` then tries blank shifts of 0 to 4 on dev (see
     ``ModelConfig.blank_shift``) and stores the best in ``best.pt``.
     ``word_ctc_weight`` > 0 adds a CTC loss over words (the manifest's
@@ -141,8 +132,6 @@ class TrainConfig:
     inter_ctc_layers: tuple[int, ...] = ()
     inter_ctc_weight: float = 0.3
     average_last: int = 0
-    swa_fraction: float = 0.0
-    swa_lr: float = 0.1
     tune_blank_shift: bool = False
     word_ctc_weight: float = 0.0
     word_ctc_min_count: int = 2
@@ -194,15 +183,6 @@ class TrainConfig:
             raise ValueError(f"train.weight_noise must be >= 0, got {self.weight_noise}")
         if self.average_last < 0:
             raise ValueError(f"train.average_last must be 0 or more, got {self.average_last}")
-        if not 0.0 <= self.swa_fraction <= 1.0:
-            raise ValueError(f"train.swa_fraction must be in [0, 1], got {self.swa_fraction}")
-        if not (math.isfinite(self.swa_lr) and self.swa_lr > 0.0):
-            raise ValueError(f"train.swa_lr must be > 0, got {self.swa_lr}")
-        if self.swa_fraction > 0 and self.average_last > 1:
-            raise ValueError(
-                "train.swa_fraction and train.average_last both average weights: "
-                "set one of them to 0"
-            )
         if self.amp not in AMP_MODES:
             raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.workers < 0:

@@ -14,9 +14,6 @@ class OneCycle:
     larger of that and the fraction of the budget used. The factor rises from
     ``1 / start_divisor`` to 1 over the first ``warmup_fraction`` of progress
     (cosine), then falls to ``1 / final_divisor`` at progress 1 (cosine).
-    With ``hold_fraction`` > 0 the cycle runs over the first ``1 -
-    hold_fraction`` of progress instead, falling to ``hold_factor``, which then
-    holds to the end (the constant-rate phase of stochastic weight averaging).
     """
 
     def __init__(
@@ -27,16 +24,9 @@ class OneCycle:
         budget_s: float = 0.0,
         final_divisor: float = 1e4,
         clock: Callable[[], float] = time.time,
-        hold_fraction: float = 0.0,
-        hold_factor: float = 0.1,
     ) -> None:
-        if not 0.0 <= hold_fraction <= 1.0:
-            raise ValueError(f"hold_fraction must be in [0, 1], got {hold_fraction}")
         self.total_steps, self.warmup = total_steps, warmup_fraction
         self.start, self.final = 1.0 / start_divisor, 1.0 / final_divisor
-        self.hold_start = 1.0 - hold_fraction
-        if hold_fraction > 0:
-            self.final = hold_factor
         self.budget_s = budget_s
         self.elapsed_before = 0.0  # seconds used by earlier runs of a resumed training
         self.clock = clock  # seconds; shared by all ranks in distributed training
@@ -57,14 +47,8 @@ class OneCycle:
     def done(self, step: int) -> bool:
         return self.progress(step) >= 1.0
 
-    def holding(self, step: int) -> bool:
-        """Whether ``step`` lies in the constant phase (never without ``hold_fraction``)."""
-        return self.hold_start < 1.0 and self.progress(step) >= self.hold_start
-
     def factor(self, step: int) -> float:
-        if self.holding(step):
-            return self.final
-        p = self.progress(step) / self.hold_start
+        p = self.progress(step)
         if p < self.warmup:
             lo, hi, q = self.start, 1.0, p / self.warmup
         else:

@@ -57,45 +57,8 @@ def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch
     return avg
 
 
-class StateAverage:
-    """Running mean of model states (floats), from epoch ``first`` to ``last``;
-    integer entries (batch-norm counters) are the latest state's."""
-
-    def __init__(self) -> None:
-        self.mean: dict[str, torch.Tensor] = {}
-        self.count = 0
-        self.first = self.last = 0
-
-    def add(self, state: dict[str, torch.Tensor], epoch: int) -> None:
-        self.count += 1
-        self.first = self.first or epoch
-        self.last = epoch
-        for k, v in state.items():
-            v = v.detach().to("cpu", copy=True)
-            if k not in self.mean or not v.is_floating_point():
-                self.mean[k] = v.float() if v.is_floating_point() else v
-            else:
-                self.mean[k] += (v.float() - self.mean[k]) / self.count
-
-    def state(self, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The mean in the dtypes of ``like`` (a model's state dict)."""
-        return {k: self.mean[k].to(v.dtype) for k, v in like.items()}
-
-    def to_payload(self) -> dict[str, Any]:
-        return {"mean": self.mean, "count": self.count, "first": self.first, "last": self.last}
-
-    @classmethod
-    def from_payload(cls, d: dict[str, Any] | None) -> StateAverage:
-        avg = cls()
-        if d:
-            avg.mean = dict(d["mean"])
-            avg.count, avg.first, avg.last = int(d["count"]), int(d["first"]), int(d["last"])
-        return avg
-
-
 def save_average(
-    state: dict[str, torch.Tensor],
-    span: str,
+    states: list[dict[str, torch.Tensor]],
     recognizer: Recognizer,
     dev_ds: FeatureDataset,
     dev_refs: list[str],
@@ -105,12 +68,15 @@ def save_average(
     out: Path,
     meta: dict[str, Any],
 ) -> None:
-    """Save the averaged model ``state`` (of the epochs ``span``, e.g. ``"81-88"``)
-    as ``averaged.pt``, which becomes ``best.pt`` if its dev error is below
-    ``best`` (always, without a dev set). ``meta`` goes into the model file."""
+    """Average the last epochs' ``states`` into ``averaged.pt``, which becomes
+    ``best.pt`` if its dev error is below ``best`` (always, without a dev set).
+    ``meta`` goes into the model file; its ``epoch`` is the number of the epoch
+    the last state is from."""
     avg = copy.deepcopy(recognizer.model)
-    avg.load_state_dict(state)
+    avg.load_state_dict(average_states(states))
     averaged = Recognizer(recognizer.frontend, avg, recognizer.vocab)
+    last = meta["epoch"]
+    span = f"{last - len(states) + 1}-{last}"
     meta = {**meta, "averaged_epochs": span}
     if not dev_refs:
         averaged.save(out / "averaged.pt", **meta)

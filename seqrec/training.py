@@ -33,14 +33,7 @@ from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
 from seqrec.schedule import OneCycle
-from seqrec.selection import (
-    StateAverage,
-    average_states,
-    decode_dataset,
-    save_average,
-    score,
-    tune_blank_shift,
-)
+from seqrec.selection import decode_dataset, save_average, score, tune_blank_shift
 from seqrec.train_data import (
     Featurize,
     feasible,
@@ -406,8 +399,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         start_divisor=tc.lr_start_divisor,
         budget_s=60.0 * tc.max_minutes,
         clock=rt.clock,
-        hold_fraction=tc.swa_fraction,
-        hold_factor=tc.swa_lr,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cycle.factor(step))
     ctc = torch.nn.CTCLoss(blank=BLANK_ID, reduction="mean", zero_infinity=False)
@@ -415,7 +406,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     metric = UNIT_METRICS[vocab.unit][0]
     history: list[dict[str, Any]] = []
     start_epoch, best = 0, math.inf
-    swa = StateAverage()  # the weights of the constant-rate phase (train.swa_fraction)
     if resume_payload is not None:
         opt.load_state_dict(resume_payload["optimizer"])
         # The schedule is a function of the step count (and time used), so a run
@@ -426,8 +416,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         best = resume_payload["best"]
         history = json.loads(resume_payload["history"])
         train_ds.rng.setstate(_tuplify(resume_payload["data_rng"]))
-        if tc.swa_fraction > 0:
-            swa = StateAverage.from_payload(resume_payload.get("swa"))
         torch.set_rng_state(resume_payload["torch_rng"])
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
 
@@ -450,7 +438,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 "history": json.dumps(history[:epoch]),
                 "data_rng": _listify(train_ds.rng.getstate()),
                 "torch_rng": torch.get_rng_state(),
-                **({"swa": swa.to_payload()} if swa.count else {}),
                 **({"word_ctc": words.payload()} if words is not None else {}),
                 **({"attention_decoder": decoder.payload()} if decoder is not None else {}),
             },
@@ -481,8 +468,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         if tc.average_last > 1:
             state = model.state_dict()
             recent.append({k: v.detach().to("cpu", copy=True) for k, v in state.items()})
-        if tc.swa_fraction > 0 and cycle.holding(sched.last_epoch):
-            swa.add(model.state_dict(), epoch + 1)
         save_last(epoch + 1)
         finished, finished_sched = epoch + 1, copy.deepcopy(sched.state_dict())
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
@@ -554,15 +539,10 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         if is_main:
             save_last(finished, finished_sched)
         raise
-    if is_main and (swa.count or len(recent) > 1):
+    if is_main and len(recent) > 1:
         # With a dev set, best.pt exists once an epoch has run; without one, the average is it.
-        last = history[-1]["epoch"]
-        meta = {**extra_meta, "epoch": last}
-        if swa.count:
-            state, span = swa.state(model.state_dict()), f"{swa.first}-{swa.last}"
-        else:
-            state, span = average_states(list(recent)), f"{last - len(recent) + 1}-{last}"
-        save_average(state, span, recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
+        meta = {**extra_meta, "epoch": history[-1]["epoch"]}
+        save_average(list(recent), recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
     elif is_main and (not dev_refs or not (out / "best.pt").exists()):
         # Without a dev set the model to use is simply the last one.
         meta = {"dev_error": best} if dev_refs else {}

@@ -369,61 +369,6 @@ def test_average_states_means_floats_and_keeps_counters():
     assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and int(avg["n"]) == 9
 
 
-def test_one_cycle_hold_phase_for_weight_averaging():
-    from seqrec.schedule import OneCycle
-
-    c = OneCycle(100, warmup_fraction=0.1, start_divisor=10.0, hold_fraction=0.4, hold_factor=0.2)
-    f = [c.factor(s) for s in range(101)]
-    # The cycle is squeezed into the first 60 steps: warm-up to step 6, decay to 0.2 at 60.
-    assert f[0] == pytest.approx(0.1) and f[6] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[6:60], f[7:61], strict=True)) and f[59] > 0.2
-    assert f[60:] == [0.2] * 41 and c.holding(60) and not c.holding(59)
-    flat = OneCycle(100, warmup_fraction=0.1, start_divisor=10.0, hold_fraction=1.0)
-    assert {flat.factor(s) for s in range(101)} == {0.1} and flat.holding(0)
-    plain = OneCycle(100, warmup_fraction=0.1, start_divisor=10.0)
-    assert not any(plain.holding(s) for s in range(101))
-    with pytest.raises(ValueError, match="hold_fraction"):
-        OneCycle(100, 0.1, 10.0, hold_fraction=1.5)
-
-
-def test_state_average_is_the_mean_and_survives_a_checkpoint(tmp_path):
-    from seqrec.checkpoint import load_checkpoint, save_checkpoint
-    from seqrec.selection import StateAverage, average_states
-
-    states = [{"w": torch.randn(3, 2), "n": torch.tensor(k)} for k in range(4)]
-    avg = StateAverage()
-    for epoch, st in enumerate(states[:2], 5):
-        avg.add(st, epoch)
-    save_checkpoint(tmp_path / "a.pt", {"swa": avg.to_payload()})
-    avg = StateAverage.from_payload(load_checkpoint(tmp_path / "a.pt")["swa"])
-    for epoch, st in enumerate(states[2:], 7):
-        avg.add(st, epoch)
-    mean = avg.state(states[0])
-    expected = average_states(states)
-    assert torch.allclose(mean["w"], expected["w"]) and int(mean["n"]) == 3
-    assert (avg.count, avg.first, avg.last) == (4, 5, 8)
-
-
-def test_weight_averaging_phase_in_training_and_resume(tmp_path, caplog):
-    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
-    train(_config(tmp_path, m, epochs=3, swa_fraction=0.5, swa_lr=0.2))
-    last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
-    assert last["swa"]["count"] == 2 and last["swa"]["first"] == 2  # epochs 2-3 of 3
-    with caplog.at_level("INFO"):
-        best = train(_config(tmp_path, m, epochs=4, swa_fraction=0.5, swa_lr=0.2))
-    assert "resumed from" in caplog.text and "average of epochs 2-4" in caplog.text
-    history = [
-        json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert history[-1]["lr"] == pytest.approx(0.2 * 5e-3)  # the held rate
-    averaged = torch.load(tmp_path / "model" / "averaged.pt", weights_only=True)
-    assert averaged["averaged_epochs"] == "2-4"
-    chosen = torch.load(best, weights_only=True)
-    assert chosen["dev_error"] == min([averaged["dev_error"]] + [h["dev_wer"] for h in history])
-    with pytest.raises(ValueError, match="swa_fraction"):
-        _config(tmp_path, m, swa_fraction=0.3, average_last=4)
-
-
 def test_intermediate_ctc_and_checkpoint_averaging_in_training(tmp_path, caplog):
     m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
     cfg = _config(tmp_path, m, epochs=4, inter_ctc_layers=[1], average_last=3)
