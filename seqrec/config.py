@@ -77,13 +77,6 @@ class TrainConfig:
     training ends; the average replaces ``best.pt`` when its dev error is lower.
     ``tune_blank_shift`` then tries blank shifts of 0 to 4 on dev (see
     ``ModelConfig.blank_shift``) and stores the best in ``best.pt``.
-    ``word_ctc_weight`` > 0 adds a CTC loss over words (the manifest's
-    ``words``, which every training item then needs) from a training-only
-    output layer on the top BiLSTM layer, with that weight (the rest goes to
-    the loss above). Words seen fewer than ``word_ctc_min_count`` times in
-    training become one unknown-word symbol. A phone model learns which words
-    it hears, and with them the canonical phones of words said otherwise; the
-    model file is unchanged (the word layer stays in ``last.pt`` alone).
     ``entropy_weight`` > 0 subtracts that weight times the mean per-frame
     entropy of the output distribution from the loss, a confidence penalty
     against over-confident, peaky CTC posteriors.
@@ -92,19 +85,6 @@ class TrainConfig:
     update applies to the clean weights), from the epoch that starts once
     ``weight_noise_start`` (a fraction, 0 to 1) of the schedule has passed:
     a regulariser of the recurrence itself, which dropout leaves alone.
-    ``attention_weight`` > 0 adds joint CTC/attention training: a training-only
-    Transformer decoder (``attention_layers`` layers of width ``attention_dim``)
-    reads the top BiLSTM layer through cross-attention and predicts each
-    training label from the ones before it; its cross-entropy gets that weight
-    and the loss above the rest. Recognition stays CTC and the model file is
-    unchanged (the decoder stays in ``last.pt`` alone). It cannot be combined
-    with ``word_ctc_weight``.
-    ``mix_prob`` > 0 overlays that fraction of each batch's training items with
-    another item of the batch, weighted ``lam`` and ``1 - lam`` with ``lam``
-    drawn from Beta(``mix_alpha``, ``mix_alpha``), and trains the mixture on
-    both transcripts with the same weights (see :mod:`seqrec.mixing`). The
-    training loss then counts the mixed items. It cannot be combined with
-    ``word_ctc_weight`` or ``attention_weight``.
     """
 
     out_dir: str = "exp/model"
@@ -133,50 +113,15 @@ class TrainConfig:
     inter_ctc_weight: float = 0.3
     average_last: int = 0
     tune_blank_shift: bool = False
-    word_ctc_weight: float = 0.0
-    word_ctc_min_count: int = 2
     entropy_weight: float = 0.0
     weight_noise: float = 0.0
     weight_noise_start: float = 0.0
-    attention_weight: float = 0.0
-    attention_layers: int = 2
-    attention_dim: int = 256
-    mix_prob: float = 0.0
-    mix_alpha: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in (
-            "attention_weight",
-            "word_ctc_weight",
-            "weight_noise_start",
-            "inter_ctc_weight",
-        ):
+        for name in ("weight_noise_start", "inter_ctc_weight"):
             fraction = getattr(self, name)
             if not 0.0 <= fraction < 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1), got {fraction}")
-        if self.attention_layers < 1:
-            n = self.attention_layers
-            raise ValueError(f"train.attention_layers must be 1 or more, got {n}")
-        if self.attention_dim < 4 or self.attention_dim % 4:
-            d = self.attention_dim
-            raise ValueError(f"train.attention_dim must be a positive multiple of 4, got {d}")
-        if self.attention_weight > 0 and self.word_ctc_weight > 0:
-            raise ValueError(
-                "train.attention_weight and train.word_ctc_weight cannot be combined: "
-                "set one of them to 0"
-            )
-        if not 0.0 <= self.mix_prob <= 1.0:
-            raise ValueError(f"train.mix_prob must be in [0, 1], got {self.mix_prob}")
-        if not (math.isfinite(self.mix_alpha) and self.mix_alpha > 0.0):
-            raise ValueError(f"train.mix_alpha must be > 0, got {self.mix_alpha}")
-        if self.mix_prob > 0 and (self.attention_weight > 0 or self.word_ctc_weight > 0):
-            raise ValueError(
-                "train.mix_prob cannot be combined with train.attention_weight or "
-                "train.word_ctc_weight: their losses read one transcript per item"
-            )
-        if self.word_ctc_min_count < 1:
-            n = self.word_ctc_min_count
-            raise ValueError(f"train.word_ctc_min_count must be 1 or more, got {n}")
         if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0.0):
             raise ValueError(f"train.entropy_weight must be >= 0, got {self.entropy_weight}")
         if not (math.isfinite(self.weight_noise) and self.weight_noise >= 0.0):

@@ -1,6 +1,6 @@
 """The training losses of one batch: CTC on the top layer, plus the optional
-intermediate CTC, word CTC, attention decoder, confidence penalty, utterance
-mixing and recurrent weight noise that ``[train]`` settings switch on."""
+intermediate CTC, confidence penalty and recurrent weight noise that
+``[train]`` settings switch on."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from seqrec.data.loader import pad_targets
 from seqrec.distributed import Runtime
-from seqrec.mixing import mix_batch, mixed_ctc
 from seqrec.models.blstm import lengths_mask
 
 
@@ -21,42 +19,21 @@ def batch_loss(
     rt: Runtime,
     inter_layers: Sequence[int],
     inter_weight: float,
-    word_targets: Sequence[list[int]] | None,
-    word_weight: float,
     entropy_weight: float,
-    attention_weight: float = 0.0,
-    mix_prob: float = 0.0,
-    mix_alpha: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch's training loss and the top layer's CTC loss alone (see
     :func:`seqrec.training.train_epoch` for the options)."""
     tgt, tgt_len = b["targets"], b["target_lengths"]
-    b, mix = mix_batch(b, mix_prob, mix_alpha)
     with rt.autocast():
-        if attention_weight > 0:
-            lp, ol, inter, att = model(
-                b["feats"], b["lengths"], tgt, tgt_len, taps=tuple(inter_layers)
-            )
-        elif word_targets is not None:
-            lp, ol, inter, word_lp = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
-        elif inter_layers:
+        if inter_layers:
             lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
         else:
             (lp, ol), inter = model(b["feats"], b["lengths"]), []
     # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
-    if mix is not None:
-        losses = [mixed_ctc(x, tgt, ol, tgt_len, mix, ctc.blank) for x in [lp, *inter]]
-    else:
-        losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
+    losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
     loss = final = losses[0]
     if inter:
         loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
-    if word_targets is not None:
-        wt, wl = pad_targets([word_targets[i] for i in b["index"].tolist()])
-        word = ctc(word_lp.float().transpose(0, 1), wt.to(ol.device), ol, wl.to(ol.device))
-        loss = (1 - word_weight) * loss + word_weight * word
-    if attention_weight > 0:
-        loss = (1 - attention_weight) * loss + attention_weight * att
     if entropy_weight > 0:
         loss = loss - entropy_weight * frame_entropy(lp, ol)
     return loss, final

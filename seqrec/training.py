@@ -18,11 +18,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from seqrec.attention_decoder import AttentionDecoder, DecoderConfig, WithAttentionDecoder
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
-from seqrec.config import ExperimentConfig, TrainConfig
+from seqrec.config import ExperimentConfig
 from seqrec.data.loader import FeatureDataset, batch_stream
-from seqrec.data.manifest import Record
 from seqrec.distributed import Runtime
 from seqrec.features.base import Frontend
 from seqrec.features.frontend import build_frontend, frontend_from_dict
@@ -43,7 +41,6 @@ from seqrec.train_data import (
     prepare_features,
 )
 from seqrec.vocab import BLANK_ID, Vocabulary, fold_classes
-from seqrec.word_ctc import UNKNOWN_WORD, WithWordCTC, encode_words, word_vocabulary
 
 log = logging.getLogger("seqrec.train")
 
@@ -68,13 +65,8 @@ def train_epoch(
     workers: int = 0,
     inter_layers: Sequence[int] = (),
     inter_weight: float = 0.0,
-    word_targets: Sequence[list[int]] | None = None,
-    word_weight: float = 0.0,
     entropy_weight: float = 0.0,
     weight_noise: float = 0.0,
-    attention_weight: float = 0.0,
-    mix_prob: float = 0.0,
-    mix_alpha: float = 0.5,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -84,21 +76,15 @@ def train_epoch(
     batches in that many processes (see :func:`batch_stream`). ``inter_layers``
     adds intermediate CTC: the loss is ``(1 - inter_weight)`` times the final
     layer's plus ``inter_weight`` times the mean over those layers' (see
-    :meth:`BiLSTMCTC.forward`). ``word_targets`` (word ids per dataset item)
-    adds word CTC with ``word_weight``; ``model`` is then a
-    :class:`~seqrec.word_ctc.WithWordCTC`. ``attention_weight`` > 0 adds the
-    attention decoder's cross-entropy with that weight; ``model`` is then a
-    :class:`~seqrec.attention_decoder.WithAttentionDecoder`. ``mix_prob`` > 0
-    mixes that fraction of each batch's items with another item of the batch
-    and trains on both transcripts (see :mod:`seqrec.mixing`). ``entropy_weight``
-    > 0 subtracts that weight times the mean entropy of the top layer's output distribution over
-    the valid frames (a confidence penalty, see :func:`seqrec.losses.frame_entropy`).
+    :meth:`BiLSTMCTC.forward`). ``entropy_weight`` > 0 subtracts that weight
+    times the mean entropy of the top layer's output distribution over the
+    valid frames (a confidence penalty, see :func:`seqrec.losses.frame_entropy`).
     ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
     recurrent layers' weight matrices for each step's forward and backward
     pass; the step itself updates the clean weights (see
     :class:`~seqrec.losses.WeightNoise`). Returns (sum of per-item losses, items
     used, steps skipped); the loss reported is the final layer's alone,
-    comparable across settings (but for mixing, which it counts).
+    comparable across settings.
     """
     rt = runtime if runtime is not None else Runtime(device)
     model.train()
@@ -112,12 +98,7 @@ def train_epoch(
         rt=rt,
         inter_layers=inter_layers,
         inter_weight=inter_weight,
-        word_targets=word_targets,
-        word_weight=word_weight,
         entropy_weight=entropy_weight,
-        attention_weight=attention_weight,
-        mix_prob=mix_prob,
-        mix_alpha=mix_alpha,
     )
     noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
     try:
@@ -241,72 +222,6 @@ def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset)
     return model
 
 
-def _resumed_part(
-    resume: dict[str, Any] | None, key: str, on: bool, what: str, setting: str
-) -> dict[str, Any] | None:
-    """The training-only part ``key`` (``what``, switched on by ``setting``) that
-    a resumed ``last.pt`` holds, None without one; ``ValueError`` when the run
-    to resume was trained with it and ``on`` is False, or the other way round."""
-    saved = resume.get(key) if resume is not None else None
-    if resume is not None and (saved is not None) != on:
-        was = "with" if saved is not None else "without"
-        raise ValueError(
-            f"the run to resume trained {was} {what}: keep {setting} "
-            "as it was, or train afresh (train.resume = false or another out_dir)"
-        )
-    return saved
-
-
-def _word_ctc(
-    tc: TrainConfig,
-    model: BiLSTMCTC,
-    train_recs: Sequence[Record],
-    resume: dict[str, Any] | None,
-) -> tuple[WithWordCTC, list[list[int]]] | None:
-    """The model with its word output layer when ``train.word_ctc_weight`` > 0
-    (new, or as a resumed ``last.pt`` left it) and each training item's word
-    ids; None without word CTC."""
-    on = tc.word_ctc_weight > 0
-    saved = _resumed_part(resume, "word_ctc", on, "word CTC", "train.word_ctc_weight")
-    if tc.word_ctc_weight <= 0:
-        return None
-    if saved is not None:
-        words = WithWordCTC.from_payload(model, saved)
-    else:
-        words = WithWordCTC(model, word_vocabulary(train_recs, tc.word_ctc_min_count))
-    targets = encode_words(words.vocab, [r.words or "" for r in train_recs])
-    unknown = words.vocab.symbols.index(UNKNOWN_WORD)
-    ids = [i for t in targets for i in t]
-    log.info(
-        "word CTC over %d words (%.1f%% of training word tokens; the rest unknown)",
-        len(words.vocab) - 2,
-        100 * sum(1 for i in ids if i != unknown) / max(len(ids), 1),
-    )
-    return words, targets
-
-
-def _attention_decoder(
-    tc: TrainConfig, model: BiLSTMCTC, resume: dict[str, Any] | None
-) -> WithAttentionDecoder | None:
-    """The model with its attention decoder when ``train.attention_weight`` > 0
-    (new, or as a resumed ``last.pt`` left it); None without one."""
-    on = tc.attention_weight > 0
-    saved = _resumed_part(
-        resume, "attention_decoder", on, "an attention decoder", "train.attention_weight"
-    )
-    if tc.attention_weight <= 0:
-        return None
-    if saved is not None:
-        return WithAttentionDecoder.from_payload(model, saved)
-    dcfg = DecoderConfig(
-        enc_dim=model.out.in_features,
-        vocab_size=model.out.out_features,
-        dim=tc.attention_dim,
-        layers=tc.attention_layers,
-    )
-    return WithAttentionDecoder(model, AttentionDecoder(dcfg))
-
-
 def train(cfg: ExperimentConfig) -> Path:
     """Train a model as configured; returns the path of the best model file.
 
@@ -371,15 +286,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
 
     model = _build_model(cfg, start, train_ds)
-    words, word_targets = _word_ctc(tc, model, train_recs, resume_payload) or (None, None)
-    decoder = _attention_decoder(tc, model, resume_payload)
-    trainee: torch.nn.Module = model
-    if words is not None:
-        trainee = words
-    elif decoder is not None:
-        trainee = decoder
-    trainee.to(device)
-    net = rt.wrap(trainee)  # what the training steps call; ``model`` itself is what is saved
+    model.to(device)
+    net = rt.wrap(model)  # what the training steps call; ``model`` itself is what is saved
 
     keep = feasible(train_ds, model, max(tc.speeds))
     dropped = len(train_ds) - len(keep)
@@ -392,7 +300,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     lengths = [train_ds.length(i) for i in range(len(train_ds))]
     sampler = frame_sampler([lengths[i] for i in keep], tc, rt.env)
     steps_per_epoch = len(sampler)
-    opt = torch.optim.AdamW(trainee.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     cycle = OneCycle(
         total_steps=max(1, tc.epochs * steps_per_epoch),
         warmup_fraction=tc.warmup_fraction,
@@ -438,8 +346,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 "history": json.dumps(history[:epoch]),
                 "data_rng": _listify(train_ds.rng.getstate()),
                 "torch_rng": torch.get_rng_state(),
-                **({"word_ctc": words.payload()} if words is not None else {}),
-                **({"attention_decoder": decoder.payload()} if decoder is not None else {}),
             },
         )
 
@@ -515,13 +421,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 workers=tc.workers,
                 inter_layers=tc.inter_ctc_layers,
                 inter_weight=tc.inter_ctc_weight,
-                word_targets=word_targets,
-                word_weight=tc.word_ctc_weight,
                 entropy_weight=tc.entropy_weight,
                 weight_noise=weight_noise(epoch),
-                attention_weight=tc.attention_weight,
-                mix_prob=tc.mix_prob,
-                mix_alpha=tc.mix_alpha,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

@@ -162,8 +162,6 @@ def test_non_finite_steps_are_skipped_and_weights_kept():
 
 
 def test_frame_entropy_averages_valid_frames_only():
-    import math
-
     from seqrec.losses import frame_entropy
 
     uniform, sure = math.log(0.25), torch.log(torch.tensor([1.0, 1e-30, 1e-30, 1e-30]))
@@ -535,66 +533,6 @@ def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys, 
     assert read_manifest(out / "lm_train_part.jsonl") == rest
 
 
-def test_word_ctc_trains_a_layer_that_stays_out_of_the_model_file(tmp_path, caplog):
-    # Spelled digits (char unit) with their words beside them, as a phone corpus has.
-    recs = [
-        Record(f"{d}_{s}_0", str(MINI / f"{d}_{s}_0.wav"), WORDS[d], speaker=s, words=WORDS[d])
-        for d, s in [(3, "jackson"), (4, "theo"), (5, "george")]
-    ]
-    write_manifest(tmp_path / "m.jsonl", recs)
-    cfg = _config(tmp_path, tmp_path / "m.jsonl", epochs=2, word_ctc_weight=0.5)
-    cfg = replace(
-        cfg, data=replace(cfg.data, unit="char"), train=replace(cfg.train, word_ctc_min_count=1)
-    )
-    with caplog.at_level("INFO"):
-        best = train(cfg)
-    assert "word CTC over 3 words (100.0% of training word tokens" in caplog.text
-    last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
-    assert last["word_ctc"]["vocab"]["symbols"] == ["<blank>", "<unk>", "FIVE", "FOUR", "THREE"]
-    head = last["word_ctc"]["state_dict"]["weight"]
-    assert head.shape == (5, 2 * 96)
-    assert not any("head" in k for k in torch.load(best, weights_only=True)["state_dict"])
-    # Resuming carries the word layer on; a resumed run must keep word CTC on.
-    train(replace(cfg, train=replace(cfg.train, epochs=3)))
-    resumed = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
-    assert resumed["epoch"] == 3 and not torch.equal(
-        resumed["word_ctc"]["state_dict"]["weight"], head
-    )
-    with pytest.raises(ValueError, match="trained with word CTC"):
-        train(replace(cfg, train=replace(cfg.train, epochs=4, word_ctc_weight=0.0)))
-
-
-def test_attention_decoder_trains_beside_ctc_and_stays_out_of_the_model_file(tmp_path, caplog):
-    m = _manifest(tmp_path, [(d, s, 0) for d in (3, 4, 5) for s in ("jackson", "theo")])
-    cfg = _config(tmp_path, m, epochs=2, attention_weight=0.4, attention_dim=32)
-    cfg = replace(cfg, train=replace(cfg.train, attention_layers=1))
-    best = train(cfg)
-    last = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
-    saved = last["attention_decoder"]
-    assert saved["config"]["enc_dim"] == 2 * 96 and saved["config"]["dim"] == 32
-    assert saved["config"]["vocab_size"] == len(last["vocab"]["symbols"])
-    out = saved["state_dict"]["out.weight"]
-    assert not any("decoder" in k for k in torch.load(best, weights_only=True)["state_dict"])
-    # The logged loss is CTC's alone, comparable with a run without the decoder.
-    rows = [json.loads(r) for r in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(math.isfinite(r["train_loss"]) for r in rows)
-    # Resuming carries the decoder on; a resumed run must keep it.
-    train(replace(cfg, train=replace(cfg.train, epochs=3)))
-    resumed = torch.load(tmp_path / "model" / "last.pt", weights_only=True)
-    assert resumed["epoch"] == 3
-    assert not torch.equal(resumed["attention_decoder"]["state_dict"]["out.weight"], out)
-    with pytest.raises(ValueError, match="trained with an attention decoder"):
-        train(replace(cfg, train=replace(cfg.train, epochs=4, attention_weight=0.0)))
-
-
-def test_word_ctc_needs_words_for_every_training_item(tmp_path):
-    m = _manifest(tmp_path, [(3, "jackson", 0)])
-    with pytest.raises(
-        ValueError, match=r"3_jackson_0\.wav: item 3_jackson_0 has no word transcript"
-    ):
-        train(_config(tmp_path, m, epochs=1, word_ctc_weight=0.3))
-
-
 def _marked_manifest(tmp_path, items, mark=lambda d, s: f"{WORDS[d]}_{s[0].upper()}"):
     """Words, each also marked by its speaker's initial (``THREE_J``): finer labels."""
     recs = [
@@ -636,11 +574,3 @@ def test_fine_labels_need_a_marked_transcript_that_folds_to_the_text(tmp_path):
     cfg = _config(tmp_path, m, epochs=1)
     with pytest.raises(ValueError, match="'FOUR_J' does not fold to its text 'THREE'"):
         train(replace(cfg, data=replace(cfg.data, fine_labels=True)))
-
-
-def test_mixing_run_trains_and_still_overfits(tmp_path):
-    m = _manifest(tmp_path, [(d, "jackson", 0) for d in range(3)])
-    out = train(_config(tmp_path, m, epochs=40, mix_prob=0.5))
-    rows = [json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()]
-    assert all(r["skipped_steps"] == 0 and math.isfinite(r["train_loss"]) for r in rows)
-    assert evaluate(out, m)["wer"] == 0.0
