@@ -22,11 +22,6 @@ class DataConfig:
     ``dev_speakers = 0`` (and no ``dev``) trains on every record with no model
     selection: ``best.pt`` is the last epoch's model, or the average of the last
     epochs with ``train.average_last``. Tune a recipe with a dev set first.
-    ``fine_labels`` trains on each training record's ``marked`` transcript (its
-    symbols marked ``SYMBOL_MARK``, such as word-position phones) while the model
-    outputs, is selected on and is scored on the unmarked classes of ``text``:
-    the probabilities of a symbol's marked variants are summed (see
-    ``ModelConfig.fold``).
     """
 
     train: str
@@ -34,15 +29,10 @@ class DataConfig:
     dev_speakers: int = 8
     unit: str = "char"
     modality: str = "audio"
-    fine_labels: bool = False
 
     def __post_init__(self) -> None:
         if self.dev_speakers < 0:
             raise ValueError(f"data.dev_speakers must be 0 or more, got {self.dev_speakers}")
-        if self.fine_labels and self.unit == "char":
-            raise ValueError(
-                "data.fine_labels needs whitespace-separated labels (unit phone or word)"
-            )
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ class Recognizer:
         save_checkpoint(path, {**self.payload(), **extra})
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> Recognizer:
-        model = BiLSTMCTC(ModelConfig(**payload["model_config"]))
+    def from_payload(cls, payload: dict[str, Any], source: object = "model file") -> Recognizer:
+        model = BiLSTMCTC(ModelConfig.from_dict(payload["model_config"], source))
         model.load_state_dict(payload["state_dict"])
         model.eval()
         return cls(
@@ -61,7 +61,7 @@ class Recognizer:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recognizer:
         """Load a model file (no code in the file is ever executed)."""
-        return cls.from_payload(load_checkpoint(path))
+        return cls.from_payload(load_checkpoint(path), path)
 
     @torch.inference_mode()
     def log_probs(

@@ -7,7 +7,6 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from seqrec.data.manifest import Record, read_manifest
 from seqrec.distributed import DistEnv
 from seqrec.features.base import Frontend
 from seqrec.models.blstm import BiLSTMCTC
-from seqrec.vocab import unmarked
 
 log = logging.getLogger("seqrec.train")
 
@@ -50,24 +48,6 @@ def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
 
 def load_split(cfg: ExperimentConfig) -> tuple[list[Record], list[Record]]:
     return read_split(cfg.data.train, cfg.data.dev, cfg.data.dev_speakers, cfg.train.seed)
-
-
-def marked_targets(records: Sequence[Record], manifest: str) -> list[Record]:
-    """``records`` with their ``marked`` transcripts as ``text``, to train on
-    (``data.fine_labels``); ``ValueError`` names a record whose ``marked`` is
-    missing or does not fold to its ``text``."""
-    for r in records:
-        if not r.marked:
-            raise ValueError(
-                f"{manifest}: record {r.id!r} has no 'marked' transcript (data.fine_labels); "
-                "import the corpus with marked labels"
-            )
-        if [unmarked(s) for s in r.marked.split()] != r.text.split():
-            raise ValueError(
-                f"{manifest}: record {r.id!r}: marked transcript {r.marked!r} "
-                f"does not fold to its text {r.text!r}"
-            )
-    return [replace(r, text=r.marked) for r in records]
 
 
 def read_split(

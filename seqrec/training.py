@@ -37,10 +37,9 @@ from seqrec.train_data import (
     feasible,
     frame_sampler,
     load_split,
-    marked_targets,
     prepare_features,
 )
-from seqrec.vocab import BLANK_ID, Vocabulary, fold_classes
+from seqrec.vocab import BLANK_ID, Vocabulary
 
 log = logging.getLogger("seqrec.train")
 
@@ -145,18 +144,13 @@ class _Start:
     model_config: ModelConfig | None = None  # None: a new model, shaped once features exist
     state_dict: dict[str, torch.Tensor] | None = None
     resume: dict[str, Any] | None = None  # the ``last.pt`` payload when resuming
-    fine_vocab: Vocabulary | None = None  # the marked training labels (data.fine_labels)
 
 
-def _starting_point(
-    cfg: ExperimentConfig, out: Path, texts: Sequence[str], marked: Sequence[str] = ()
-) -> _Start:
+def _starting_point(cfg: ExperimentConfig, out: Path, texts: Sequence[str]) -> _Start:
     """The vocabulary, frontend and (when continuing) model shape and weights of a run.
 
-    A fresh run builds its vocabulary from ``texts`` (and with
-    ``data.fine_labels`` its training labels from ``marked``); ``train.resume``
-    with an existing ``last.pt`` and ``train.init_from`` take them from that
-    model file.
+    A fresh run builds its vocabulary from ``texts``; ``train.resume`` with an
+    existing ``last.pt`` and ``train.init_from`` take it from that model file.
     """
     tc = cfg.train
     resume = None
@@ -173,20 +167,11 @@ def _starting_point(
                 "model.blank_shift is set after training from dev (train.tune_blank_shift), "
                 "not trained through"
             )
-        fine = None
-        if cfg.data.fine_labels:
-            fine = Vocabulary.from_transcripts(marked, cfg.data.unit)
         return _Start(
             Vocabulary.from_transcripts(texts, cfg.data.unit),
             build_frontend(cfg.data.modality, cfg.features),
-            fine_vocab=fine,
         )
-    mcfg = ModelConfig(**base["model_config"])
-    if bool(mcfg.fold) != cfg.data.fine_labels:
-        raise ValueError(
-            f"{source} was trained {'with' if mcfg.fold else 'without'} data.fine_labels: "
-            "keep the setting it was trained with"
-        )
+    mcfg = ModelConfig.from_dict(base["model_config"], source)
     if mcfg.blank_shift:
         # Training is always unshifted; train.tune_blank_shift sets it again at the end.
         log.info("%s: its blank shift %g is not trained through", source, mcfg.blank_shift)
@@ -199,7 +184,6 @@ def _starting_point(
         mcfg,
         base["state_dict"],
         resume,
-        Vocabulary.from_dict(base["train_vocab"]) if mcfg.fold else None,
     )
 
 
@@ -211,10 +195,7 @@ def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset)
         frontend = start.frontend
         if frontend.needs_stats:
             frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
-        fold = fold_classes(start.fine_vocab, start.vocab) if start.fine_vocab else ()
-        mcfg = ModelConfig(
-            input_dim=frontend.feature_dim, vocab_size=len(start.vocab), fold=fold, **cfg.model
-        )
+        mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(start.vocab), **cfg.model)
     model = BiLSTMCTC(mcfg)
     if start.state_dict is not None:
         model.load_state_dict(start.state_dict)
@@ -256,14 +237,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     is_main = rt.env.is_main
 
     train_recs, dev_recs = load_split(cfg)
-    # The training items' targets: their marked transcripts with data.fine_labels.
-    target_recs = marked_targets(train_recs, cfg.data.train) if cfg.data.fine_labels else train_recs
     # Dev transcripts count too: a symbol seen only in dev must still be encodable.
-    start = _starting_point(
-        cfg, out, [r.text for r in train_recs + dev_recs], [r.text for r in target_recs]
-    )
+    start = _starting_point(cfg, out, [r.text for r in train_recs + dev_recs])
     frontend, vocab, resume_payload = start.frontend, start.vocab, start.resume
-    train_vocab = start.fine_vocab or vocab
 
     featurize = Featurize(frontend)
     augment = None
@@ -273,9 +249,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         augment = Featurize(frontend, tc.image_augment)
 
     train_ds = FeatureDataset(
-        target_recs,
+        train_recs,
         featurize,
-        train_vocab,
+        vocab,
         frontend.normalize,
         tc.speeds,
         tc.spec_augment,
@@ -329,8 +305,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
 
     recognizer = Recognizer(frontend, model, vocab)
     extra_meta: dict[str, Any] = {"experiment": json.dumps(_jsonable(asdict(cfg)))}
-    if start.fine_vocab is not None:
-        extra_meta["train_vocab"] = start.fine_vocab.to_dict()
 
     def save_last(epoch: int, sched_state: dict[str, Any] | None = None) -> None:
         save_checkpoint(

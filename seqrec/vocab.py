@@ -78,25 +78,3 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, d: dict) -> Vocabulary:
         return cls(tuple(d["symbols"]), d["unit"])
-
-
-def unmarked(symbol: str) -> str:
-    """A finer label's base symbol: itself up to its last ``_`` (``AH_B -> AH``),
-    or itself when it has no mark."""
-    return symbol.rpartition("_")[0] or symbol
-
-
-def fold_classes(fine: Vocabulary, out: Vocabulary) -> tuple[int, ...]:
-    """For each symbol of ``fine``, the id in ``out`` of its :func:`unmarked` symbol.
-
-    The blank folds to the blank. A folded symbol missing from ``out`` raises
-    ``ValueError`` naming both.
-    """
-    index = {s: i for i, s in enumerate(out.symbols)}
-    ids = [BLANK_ID]
-    for sym in fine.symbols[1:]:
-        base = unmarked(sym)
-        if base not in index or index[base] == BLANK_ID:
-            raise ValueError(f"finer label {sym!r} folds to {base!r}, which no transcript holds")
-        ids.append(index[base])
-    return tuple(ids)

@@ -5,7 +5,6 @@ from seqrec.vocab import (
     BLANK_ID,
     UnknownSymbolError,
     Vocabulary,
-    fold_classes,
     tokenize,
 )
 
@@ -51,11 +50,3 @@ def test_invalid_symbol_tables():
         Vocabulary(("a", "b"))
     with pytest.raises(ValueError):
         Vocabulary((BLANK, "a", "a"))
-
-
-def test_fold_classes_maps_marked_symbols_to_their_base():
-    out = Vocabulary((BLANK, "AH", "K", "T"), "phone")
-    fine = Vocabulary((BLANK, "AH_B", "AH_I", "K", "T_E", "T_S"), "phone")
-    assert fold_classes(fine, out) == (0, 1, 1, 2, 3, 3)
-    with pytest.raises(ValueError, match="'ZH_B' folds to 'ZH'"):
-        fold_classes(Vocabulary((BLANK, "ZH_B"), "phone"), out)

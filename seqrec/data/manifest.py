@@ -28,9 +28,6 @@ class Record:
     speaker: str | None = None
     # Optional word transcript beside a phone ``text`` (e.g. the digits of a string).
     words: str | None = None
-    # Optional finer transcript to train on, each symbol marked ``SYMBOL_MARK``
-    # (e.g. word-position phones ``K_B AE_I T_E`` for ``text`` ``K AE T``).
-    marked: str | None = None
 
 
 _FIELDS = {f.name for f in fields(Record)}

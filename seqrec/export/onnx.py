@@ -592,8 +592,8 @@ def _source_info(path: str | os.PathLike | None, rec: Recognizer) -> dict[str, A
 
 def weights_sha256(rec: Recognizer) -> str:
     """A digest of the model's weights (names, shapes and values) and of its blank
-    shift and class folding when it has them (they change the output but are no
-    weights), as its identity."""
+    shift when it has one (it changes the output but is no weight), as its
+    identity."""
     h = hashlib.sha256()
     for name, t in sorted(rec.model.state_dict().items()):
         h.update(name.encode())
@@ -601,8 +601,6 @@ def weights_sha256(rec: Recognizer) -> str:
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     if rec.model.cfg.blank_shift:
         h.update(f"blank_shift={rec.model.cfg.blank_shift!r}".encode())
-    if rec.model.cfg.fold:
-        h.update(f"fold={rec.model.cfg.fold!r}".encode())
     return h.hexdigest()
 
 

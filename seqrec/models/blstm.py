@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,13 +53,7 @@ class ModelConfig:
     Komatsu 2021): the shared output layer reads the layer, and a linear map
     of the softmax is added back before the next layer, so upper layers see
     what the lower ones would emit. It acts in inference too; train it with
-    intermediate CTC losses on the same layers. ``fold`` (empty by default)
-    trains on finer classes than the model outputs: the output layer has
-    ``len(fold)`` classes (blank first), ``fold[i]`` is the output class that
-    class ``i`` belongs to, and in evaluation mode the log-probs of each output
-    class are the log of the summed probabilities of its finer classes (e.g.
-    word-position-marked phones ``AH_B``, ``AH_I``, ``AH_E``, ``AH_S`` summed into
-    ``AH``). In training mode the model gives the finer classes, for the loss.
+    intermediate CTC losses on the same layers.
     """
 
     input_dim: int
@@ -78,24 +73,23 @@ class ModelConfig:
     self_condition: tuple[int, ...] = ()
     blank_shift: float = 0.0
     locked_dropout: bool = False
-    fold: tuple[int, ...] = ()
 
-    @property
-    def classes(self) -> int:
-        """Classes of the output layer: the finer training classes when folding."""
-        return len(self.fold) if self.fold else self.vocab_size
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: object = "model file") -> ModelConfig:
+        """The config a model file stores. ``ValueError`` naming ``source`` for a
+        model trained on word-position-marked classes (a ``fold``), which
+        this version no longer reads; an empty ``fold`` is dropped."""
+        d = dict(d)
+        if d.pop("fold", ()):
+            raise ValueError(
+                f"{source}: the model was trained on word-position-marked classes "
+                "(data.fine_labels), which this version of seqrec no longer supports"
+            )
+        return cls(**d)
 
     def __post_init__(self) -> None:
         # TOML and older model files give lists; the frozen config keeps a tuple.
         object.__setattr__(self, "self_condition", tuple(int(k) for k in self.self_condition))
-        object.__setattr__(self, "fold", tuple(int(k) for k in self.fold))
-        if self.fold:
-            if self.fold[BLANK_ID] != BLANK_ID or BLANK_ID in self.fold[1:]:
-                raise ValueError("fold: the blank (class 0) must fold to the blank alone")
-            if set(self.fold) != set(range(self.vocab_size)):
-                raise ValueError(
-                    f"fold must map onto every one of the {self.vocab_size} output classes"
-                )
         check_below_top(self.self_condition, self.layers, "self_condition")
         if self.frontend not in ("none", "stack", "conv"):
             raise ValueError(f"unknown frontend {self.frontend!r}")
@@ -321,19 +315,14 @@ class BiLSTMCTC(nn.Module):
             self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
         drop = LockedDropout if cfg.locked_dropout else FastDropout
         self.dropout = drop(cfg.dropout)
-        self.out = nn.Linear(dim, cfg.classes)
+        self.out = nn.Linear(dim, cfg.vocab_size)
         # Not in the state dict: the config (saved with the model) holds the values.
-        shift = torch.zeros(cfg.classes)
+        shift = torch.zeros(cfg.vocab_size)
         shift[BLANK_ID] = cfg.blank_shift
         self.register_buffer("blank_shift", shift if cfg.blank_shift else None, persistent=False)
-        fold = None
-        if cfg.fold:  # (classes, vocab_size) 0/1: which output class each class sums into
-            fold = torch.zeros(cfg.classes, cfg.vocab_size)
-            fold[torch.arange(cfg.classes), torch.tensor(cfg.fold)] = 1.0
-        self.register_buffer("fold", fold, persistent=False)
         # Self-conditioning: posteriors (V) back to the layer width, per layer.
         self.condition = nn.ModuleDict(
-            {str(k): nn.Linear(cfg.classes, dim) for k in cfg.self_condition}
+            {str(k): nn.Linear(cfg.vocab_size, dim) for k in cfg.self_condition}
         )
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
@@ -355,24 +344,10 @@ class BiLSTMCTC(nn.Module):
         logits = self.out(self.dropout(x))
         if self.blank_shift is not None:
             logits = logits - self.blank_shift
-        if self.fold is not None and not self.training:
-            log_probs = self.fold_log_probs(logits)
-        else:
-            log_probs = torch.log_softmax(logits, dim=-1)
+        log_probs = torch.log_softmax(logits, dim=-1)
         if taps:
             return log_probs, lengths, inter
         return log_probs, lengths
-
-    def fold_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
-        """Output-class log-probs from finer-class logits: the log of each class's
-        summed probabilities (``ModelConfig.fold``), shifted by the largest logit
-        so the sum neither overflows nor vanishes."""
-        logits = logits.float()
-        top = logits.amax(dim=-1, keepdim=True)
-        with torch.autocast(logits.device.type, enabled=False):  # sums in float32
-            summed = torch.exp(logits - top) @ self.fold
-        total = summed.sum(dim=-1, keepdim=True)
-        return torch.log(summed.clamp_min(torch.finfo(summed.dtype).tiny)) - torch.log(total)
 
     def encode(
         self, feats: torch.Tensor, lengths: torch.Tensor, taps: Sequence[int] = ()

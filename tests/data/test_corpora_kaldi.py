@@ -2,7 +2,6 @@ import pytest
 
 from seqrec.data.corpora.kaldi import (
     cmu39,
-    cmu39_marked,
     prepare_kaldi,
     prepare_speechocean762,
     read_text_phone,
@@ -31,17 +30,12 @@ def test_cmu39_strips_stress_and_position():
     assert cmu39("K_B") == "K"
     assert cmu39("ER1") == "ER"
     assert cmu39("t_s") == "T"
-    assert cmu39_marked("AO0_I") == "AO_I"
-    assert cmu39_marked("t_s") == "T_S"
-    assert cmu39_marked("ER1") == "ER"
 
 
 def test_text_phone_orders_words(tmp_path, tone):
     _so_fixture(tmp_path, tone)
     phones = read_text_phone(tmp_path / "resource" / "text-phone")
     assert phones == {"0001": "W IY K AO L", "0002": "IH T"}
-    marked = read_text_phone(tmp_path / "resource" / "text-phone", positions=True)
-    assert marked == {"0001": "W_B IY_E K_B AO_I L_E", "0002": "IH_B T_E"}
 
 
 def test_speechocean762_phone_and_word_manifests(tmp_path, tone):
@@ -51,7 +45,6 @@ def test_speechocean762_phone_and_word_manifests(tmp_path, tone):
     train = read_manifest(tmp_path / "out" / "train.jsonl")
     assert train[0].text == "W IY K AO L" and train[0].speaker == "S1"
     assert train[0].words == "WE CALL"  # the words stay beside the phones
-    assert train[0].marked == "W_B IY_E K_B AO_I L_E"  # for data.fine_labels
     assert train[0].duration == pytest.approx(0.3)
     prepare_speechocean762(tmp_path / "so", tmp_path / "words", units="word")
     assert read_manifest(tmp_path / "words" / "test.jsonl")[0].text == "IT"

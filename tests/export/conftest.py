@@ -26,7 +26,6 @@ def make_recognizer(
     conv_norm: bool = False,
     self_condition: tuple[int, ...] = (),
     blank_shift: float = 0.0,
-    fold: tuple[int, ...] = (),
     **features: Any,
 ) -> Recognizer:
     """A random tiny model; ``features`` are frontend settings."""
@@ -55,7 +54,6 @@ def make_recognizer(
         conv_depth=2 if conv_norm else 1,
         self_condition=self_condition,
         blank_shift=blank_shift,
-        fold=fold,
     )
     model = BiLSTMCTC(cfg).eval()
     with torch.no_grad():

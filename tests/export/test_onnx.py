@@ -62,12 +62,6 @@ def test_onnx_matches_torch_with_a_blank_shift(tmp_path, tiny):
     _assert_parity(rec, ox.export_onnx(rec, tmp_path / "m.onnx"))
 
 
-def test_onnx_matches_torch_with_finer_classes_folded(tmp_path, tiny):
-    rec = tiny("audio", "conv", 4, fold=(0, 1, 1, 2, 3, 4, 5, 5))
-    assert rec.model.out.out_features == 8
-    _assert_parity(rec, ox.export_onnx(rec, tmp_path / "m.onnx"))
-
-
 def _assert_parity(rec, path) -> None:
     """The exported graph gives the model's log-probs, batched and item by item."""
     sess = ox.ort_session(path)

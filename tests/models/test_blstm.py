@@ -299,36 +299,9 @@ def test_fast_dropout_drops_p_keeps_the_mean_and_is_off_in_eval():
     assert isinstance(model.dropout, FastDropout)
 
 
-def test_fold_sums_the_finer_classes_in_eval_and_keeps_them_in_training():
-    torch.manual_seed(0)
-    fold = (0, 1, 1, 2, 2, 2)  # blank; two variants of class 1; three of class 2
-    cfg = ModelConfig(input_dim=6, vocab_size=3, hidden=8, layers=2, dropout=0.0, fold=fold)
-    assert cfg.classes == 6
-    model = BiLSTMCTC(cfg)
-    x, lengths = torch.randn(2, 7, 6), torch.tensor([7, 4])
-    fine, _, (inter,) = model(x, lengths, taps=(1,))  # training mode: the classes CTC trains on
-    assert fine.shape[-1] == inter.shape[-1] == 6
-    model.eval()
-    out, out_len = model(x, lengths)
-    assert out.shape[-1] == 3
-    p = fine.exp()
-    want = torch.stack([p[..., 0], p[..., 1:3].sum(-1), p[..., 3:].sum(-1)], dim=-1).log()
-    torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-5)
-    # A class far below the others stays finite (no log of zero).
-    with torch.no_grad():
-        model.out.bias[3:] = -200.0
-    assert torch.isfinite(model(x, lengths)[0]).all()
-    # Batched equals per item with folding too.
-    with torch.no_grad():
-        model.out.bias.zero_()
-    out, out_len = model(x, lengths)
-    single, _ = model(x[1:, :4], torch.tensor([4]))
-    torch.testing.assert_close(out[1, : out_len[1]], single[0], atol=1e-5, rtol=1e-5)
-
-
-def test_fold_validation():
-    with pytest.raises(ValueError, match="blank"):
-        ModelConfig(input_dim=4, vocab_size=2, fold=(1, 0, 1))
-    with pytest.raises(ValueError, match="every one of the 3"):
-        ModelConfig(input_dim=4, vocab_size=3, fold=(0, 1, 1))
-    assert ModelConfig(input_dim=4, vocab_size=2, fold=[0, 1, 1]).fold == (0, 1, 1)
+def test_model_files_with_an_empty_fold_still_load_and_a_fold_is_refused():
+    # Model files written while word-position classes were supported hold ``fold``.
+    d = {"input_dim": 4, "vocab_size": 3, "fold": []}
+    assert ModelConfig.from_dict(d) == ModelConfig(input_dim=4, vocab_size=3)
+    with pytest.raises(ValueError, match=r"old\.pt: the model was trained on word-position"):
+        ModelConfig.from_dict({**d, "fold": [0, 1, 1, 2]}, "old.pt")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import soundfile as sf
 
 from seqrec.data.manifest import Record, write_manifest
-from seqrec.vocab import unmarked
 
 
 def _read_table(path: Path) -> dict[str, str]:
@@ -101,17 +99,8 @@ def cmu39(phone: str) -> str:
     return re.sub(r"\d$", "", _STRESS_POS.sub("", phone)).upper()
 
 
-def cmu39_marked(phone: str) -> str:
-    """Strip the stress digit and keep the word-position mark: ``AO0_I -> AO_I``."""
-    mark = _STRESS_POS.search(phone)
-    suffix = mark.group(1).upper() if mark else ""
-    return cmu39(phone) + suffix
-
-
-def read_text_phone(path: Path, positions: bool = False) -> dict[str, str]:
-    """Utterance-level 39-phone transcripts from speechocean762's ``resource/text-phone``;
-    with ``positions``, each phone keeps its word-position mark (``K_B AE_I T_E``)."""
-    strip = cmu39_marked if positions else cmu39
+def read_text_phone(path: Path) -> dict[str, str]:
+    """Utterance-level 39-phone transcripts from speechocean762's ``resource/text-phone``."""
     words: dict[str, list[tuple[int, str]]] = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -122,21 +111,16 @@ def read_text_phone(path: Path, positions: bool = False) -> dict[str, str]:
             utt, dot, idx = key.rpartition(".")
             if not dot or not idx.isdigit():
                 raise ValueError(f"{path}:{lineno}: expected 'UTT.WORDINDEX phones'")
-            words.setdefault(utt, []).append((int(idx), " ".join(map(strip, phones.split()))))
+            words.setdefault(utt, []).append((int(idx), " ".join(map(cmu39, phones.split()))))
     return {u: " ".join(p for _, p in sorted(ws) if p) for u, ws in words.items()}
 
 
 def prepare_speechocean762(data_dir: str | Path, out_dir: str | Path, units: str = "phone") -> dict:
-    """Import speechocean762 (``train``/``test`` Kaldi dirs) with 39-phone or word transcripts.
-
-    Phone records also get ``marked``: the same phones with their word-position
-    marks (``_B``, ``_I``, ``_E``, ``_S``), for training with ``data.fine_labels``.
-    """
+    """Import speechocean762 (``train``/``test`` Kaldi dirs) with 39-phone or word transcripts."""
     data_dir = Path(data_dir)
-    texts = marked = None
+    texts = None
     if units == "phone":
-        marked = read_text_phone(data_dir / "resource" / "text-phone", positions=True)
-        texts = {u: " ".join(map(unmarked, m.split())) for u, m in marked.items()}
+        texts = read_text_phone(data_dir / "resource" / "text-phone")
     elif units != "word":
         raise ValueError("units must be 'phone' or 'word'")
     counts = {}
@@ -145,8 +129,6 @@ def prepare_speechocean762(data_dir: str | Path, out_dir: str | Path, units: str
         if not (split_dir / "wav.scp").exists():
             continue
         recs = read_kaldi_dir(split_dir, data_dir, texts)
-        if marked is not None:
-            recs = [replace(r, marked=marked[r.id]) for r in recs]
         write_manifest(Path(out_dir) / f"{split}.jsonl", recs)
         counts[split] = len(recs)
     if not counts:
