@@ -107,6 +107,8 @@ def evaluate(
         if hyp_words is not None:
             item["ref_words"] = r.words or r.text
             item["hyp_words"] = hyp_words[i]
+        elif r.words:
+            item["ref_words"] = r.words  # for breakdowns by word (tools/error_breakdown.py)
         if i in errors:
             item["error"] = errors[i]
         else:

@@ -52,6 +52,11 @@ def test_evaluate_writes_report(trained, capsys):
     full = json.loads(report.read_text())
     assert len(full["items"]) == summary["num_items"] > 0
     assert {"id", "ref", "hyp", "ref_words", "hyp_words"} <= set(full["items"][0])
+    # Without a lexicon the word transcripts are still there, for breakdowns by word.
+    model, manifest = str(trained / "model" / "best.pt"), str(trained / "data" / "test.jsonl")
+    assert main(["evaluate", model, manifest, "--json", str(report)]) == 0
+    item = json.loads(report.read_text())["items"][0]
+    assert item["ref_words"] == full["items"][0]["ref_words"] and "hyp_words" not in item
 
 
 def test_transcribe_files_and_folders_with_errors(trained, tmp_path):

@@ -68,3 +68,43 @@ def test_error_breakdown_splits_a_report_by_speaker(tmp_path, capsys, tool):
     breakdown_tool.main([str(path), "--confusions", "1", "--group", "none"])
     out = capsys.readouterr().out
     assert "  N -> L\t1\t25.0 %" in out and "groups" not in out
+
+
+def test_error_breakdown_by_the_training_count_of_each_word(tmp_path, capsys, tool):
+    import json
+
+    from seqrec.data.manifest import Record, write_manifest
+
+    bt = tool("error_breakdown")
+    lexicon = {"A": [["AH"], ["EY"]], "CAT": [["K", "AE", "T"]], "AT": [["AE", "T"]]}
+    # Two pronunciations of A; the split must take the one that lets the rest fit.
+    assert bt.word_of_each_phone("EY K AE T".split(), ["A", "CAT"], lexicon) == [0, 1, 1, 1]
+    assert bt.word_of_each_phone("AH AE T".split(), ["a", "at"], lexicon) == [0, 1, 1]
+    assert bt.word_of_each_phone("AH K AE".split(), ["A", "CAT"], lexicon) is None
+    assert bt.word_of_each_phone("AH".split(), ["DOG"], lexicon) is None
+    items = [
+        # CAT's T is heard as IY (one substitution); A and AT are right.
+        {"id": "1", "ref": "AH K AE T AE T", "hyp": "AH K AE IY AE T", "ref_words": "A CAT AT"},
+        {"id": "2", "ref": "EY", "hyp": "AH", "ref_words": "A"},
+        {"id": "3", "ref": "AH", "hyp": "AH"},  # no words: left out
+    ]
+    counts = bt.Counter({"A": 25, "CAT": 2})
+    bands, left_out = bt.by_word_count({"items": items}, counts, lexicon)
+    assert left_out == 1
+    assert bands["20+ times"] == {"ref": 2, "sub": 1, "del": 0, "ins": 0}
+    assert bands["1-4 times"] == {"ref": 3, "sub": 1, "del": 0, "ins": 0}
+    assert bands["never"] == {"ref": 2, "sub": 0, "del": 0, "ins": 0}
+    assert bt.band(4) == "1-4 times" and bt.band(5) == "5-19 times" and bt.band(0) == "never"
+    # From the command line, with the training words from a manifest.
+    train = [Record("t1", "t1.wav", "AH", words="a cat"), Record("t2", "t2.wav", "AH", words="A")]
+    write_manifest(tmp_path / "train.jsonl", train)
+    (tmp_path / "lex.txt").write_text("A AH0\nA EY1\nCAT K AE1 T\nAT AE1 T\n")
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"summary": {"per": 0.3}, "items": items}))
+    args = ["--group", "none", "--by-word-count", str(tmp_path / "train.jsonl")]
+    bt.main([str(path), *args, "--lexicon", str(tmp_path / "lex.txt")])
+    out = capsys.readouterr().out
+    assert "(2 items; 1 left out" in out
+    assert "  word seen 1-4 times\t5\t40.00 %" in out and "  word seen never\t2\t0.00 %" in out
+    with pytest.raises(SystemExit):
+        bt.main([str(path), *args])  # --by-word-count needs --lexicon

@@ -13,6 +13,21 @@ tokens (phones, words); ``--unit`` overrides it. An unreadable input counts as
 an empty hypothesis, as in the report's summary. ``--confusions N`` also lists
 the N most frequent substitutions (``ref -> hyp``), deleted units and inserted
 units, each with its count and its share of all errors.
+
+``--by-word-count TRAIN_MANIFEST --lexicon LEXICON`` splits the phone errors
+by how often the word that each reference phone belongs to occurs in the
+training manifest's word transcripts (never, 1-4, 5-19, 20 or more times),
+which tells how much a phone model leans on the words it has heard:
+
+    python tools/error_breakdown.py exp/speech_phones/test_report.json \
+        --by-word-count exp/speech_phones/data/train.jsonl \
+        --lexicon ../shared/data/speechocean762/resource/lexicon.txt
+
+The report's items then need their word transcripts (``ref_words``, which
+``seqrec evaluate`` writes for a manifest with words). Each reference is read as
+its words, each said with one of its lexicon pronunciations; an item whose
+phones no such choice spells out is left out and counted. An inserted phone
+counts with the word of the reference phone after it.
 """
 
 from __future__ import annotations
@@ -24,8 +39,13 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from seqrec.data.manifest import read_manifest
+from seqrec.lexicon import Lexicon, read_lexicon
 from seqrec.metrics import align
 from seqrec.vocab import tokenize
+
+# Training counts of a word, as (lowest count, label) from the rarest band up.
+WORD_BANDS = ((0, "never"), (1, "1-4 times"), (5, "5-19 times"), (20, "20+ times"))
 
 
 def breakdown(report: dict, unit: str = "auto", group: str = "parent") -> dict:
@@ -58,6 +78,65 @@ def breakdown(report: dict, unit: str = "auto", group: str = "parent") -> dict:
     }
 
 
+def word_of_each_phone(phones: list[str], words: list[str], lexicon: Lexicon) -> list[int] | None:
+    """The index in ``words`` of the word each phone belongs to, reading
+    ``phones`` as ``words`` said one after the other, each with one of its
+    lexicon pronunciations; None when no choice of pronunciations gives
+    ``phones`` (a word missing from the lexicon, or another pronunciation)."""
+    # ends[k]: phone position after word k -> position after word k - 1 it came from
+    ends: list[dict[int, int]] = []
+    starts = {0: -1}
+    for word in words:
+        reached: dict[int, int] = {}
+        for i in starts:
+            for pron in lexicon.get(word.upper(), []):
+                j = i + len(pron)
+                if phones[i:j] == list(pron):
+                    reached.setdefault(j, i)
+        if not reached:
+            return None
+        ends.append(reached)
+        starts = reached
+    if len(phones) not in starts:
+        return None
+    owner, j = [0] * len(phones), len(phones)
+    for k in range(len(words) - 1, -1, -1):
+        i = ends[k][j]
+        owner[i:j] = [k] * (j - i)
+        j = i
+    return owner
+
+
+def band(count: int) -> str:
+    return [label for low, label in WORD_BANDS if count >= low][-1]
+
+
+def by_word_count(
+    report: dict, train_counts: Counter, lexicon: Lexicon
+) -> tuple[dict[str, dict[str, int]], int]:
+    """Reference phones and their edits per band of the training count of
+    their word (``WORD_BANDS``), and the number of items left out (no word
+    transcript, or one the lexicon cannot split the phones into)."""
+    bands = {label: {"ref": 0, "sub": 0, "del": 0, "ins": 0} for _, label in WORD_BANDS}
+    left_out = 0
+    for item in report["items"]:
+        ref, words = item["ref"].split(), item.get("ref_words", "").split()
+        owner = word_of_each_phone(ref, words, lexicon) if words else None
+        if owner is None:
+            left_out += 1
+            continue
+        at = 0  # the next reference phone
+        for op, _, _ in align(ref, item.get("hyp", "").split()):
+            k = owner[min(at, len(ref) - 1)]
+            counts = bands[band(train_counts[words[k].upper()])]
+            if op != "ins":
+                counts["ref"] += 1
+                at += 1
+            if op != "ok":
+                counts[op] += 1
+    return bands, left_out
+
+
 def rate(counts: dict[str, int]) -> float:
     errors = counts["sub"] + counts["del"] + counts["ins"]
     return 100.0 * errors / counts["ref"] if counts["ref"] else 0.0
@@ -71,8 +150,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--unit", choices=["auto", "token", "char"], default="auto")
     ap.add_argument("--group", choices=["parent", "none"], default="parent")
     ap.add_argument("--confusions", type=int, default=0, metavar="N")
+    ap.add_argument("--by-word-count", type=Path, metavar="TRAIN_MANIFEST")
+    ap.add_argument("--lexicon", type=Path)
     args = ap.parse_args(argv)
-    result = breakdown(json.loads(args.report.read_text()), args.unit, args.group)
+    if args.by_word_count and not args.lexicon:
+        ap.error("--by-word-count needs --lexicon")
+    report = json.loads(args.report.read_text())
+    result = breakdown(report, args.unit, args.group)
     t = result["total"]
     n = max(t["ref"], 1)
     print("command:", shlex.join([sys.executable, *(sys.argv if argv is None else argv)]))
@@ -93,6 +177,18 @@ def main(argv: list[str] | None = None) -> None:
             for what, count in result["confusions"][op].most_common(args.confusions):
                 shown = f"{what[0]} -> {what[1]}" if op == "sub" else what
                 print(f"  {shown}\t{count}\t{100 * count / errors:.1f} %")
+    if args.by_word_count:
+        train_words = Counter(
+            w.upper() for r in read_manifest(args.by_word_count) for w in (r.words or "").split()
+        )
+        bands, left_out = by_word_count(report, train_words, read_lexicon(args.lexicon))
+        kept = len(report["items"]) - left_out
+        print(
+            f"by the word's count in {args.by_word_count} ({kept} items; {left_out} left out "
+            "without word transcripts or a lexicon reading):"
+        )
+        for label, counts in bands.items():
+            print(f"  word seen {label}\t{counts['ref']}\t{rate(counts):.2f} %")
 
 
 if __name__ == "__main__":
