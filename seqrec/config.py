@@ -75,12 +75,6 @@ class TrainConfig:
     update applies to the clean weights), from the epoch that starts once
     ``weight_noise_start`` (a fraction, 0 to 1) of the schedule has passed:
     a regulariser of the recurrence itself, which dropout leaves alone.
-    ``text_weight`` > 0 adds text injection (see :mod:`seqrec.text_injection`):
-    each batch's transcripts, as frames that stand in for BiLSTM layer
-    ``text_layer``'s output (each label held ``text_frames`` frames, a
-    ``text_mask`` share of them masked), train the layers above it with CTC,
-    that loss weighted ``text_weight``. Training only; the model file is
-    unchanged.
     """
 
     out_dir: str = "exp/model"
@@ -112,10 +106,6 @@ class TrainConfig:
     entropy_weight: float = 0.0
     weight_noise: float = 0.0
     weight_noise_start: float = 0.0
-    text_weight: float = 0.0
-    text_layer: int = 1
-    text_mask: float = 0.3
-    text_frames: tuple[int, int] = (2, 6)
 
     def __post_init__(self) -> None:
         for name in ("weight_noise_start", "inter_ctc_weight"):
@@ -124,10 +114,6 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be in [0, 1), got {fraction}")
         if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0.0):
             raise ValueError(f"train.entropy_weight must be >= 0, got {self.entropy_weight}")
-        if not (math.isfinite(self.text_weight) and self.text_weight >= 0.0):
-            raise ValueError(f"train.text_weight must be >= 0, got {self.text_weight}")
-        if len(self.text_frames) != 2:
-            raise ValueError(f"train.text_frames must be [min, max], got {self.text_frames}")
         if not (math.isfinite(self.weight_noise) and self.weight_noise >= 0.0):
             raise ValueError(f"train.weight_noise must be >= 0, got {self.weight_noise}")
         if self.average_last < 0:

@@ -1,6 +1,6 @@
 """The training losses of one batch: CTC on the top layer, plus the optional
-intermediate CTC, confidence penalty, text injection and recurrent weight
-noise that ``[train]`` settings switch on."""
+intermediate CTC, confidence penalty and recurrent weight noise that
+``[train]`` settings switch on."""
 
 from __future__ import annotations
 
@@ -20,17 +20,12 @@ def batch_loss(
     inter_layers: Sequence[int],
     inter_weight: float,
     entropy_weight: float,
-    text_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch's training loss and the top layer's CTC loss alone (see
     :func:`seqrec.training.train_epoch` for the options)."""
     tgt, tgt_len = b["targets"], b["target_lengths"]
     with rt.autocast():
-        if text_weight > 0:
-            lp, ol, inter, text_lp, text_len = model(
-                b["feats"], b["lengths"], tgt, tgt_len, taps=tuple(inter_layers)
-            )
-        elif inter_layers:
+        if inter_layers:
             lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
         else:
             (lp, ol), inter = model(b["feats"], b["lengths"]), []
@@ -39,9 +34,6 @@ def batch_loss(
     loss = final = losses[0]
     if inter:
         loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
-    if text_weight > 0:
-        text = ctc(text_lp.float().transpose(0, 1), tgt, text_len, tgt_len)
-        loss = loss + text_weight * text
     if entropy_weight > 0:
         loss = loss - entropy_weight * frame_entropy(lp, ol)
     return loss, final

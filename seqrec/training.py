@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
-from seqrec.config import ExperimentConfig, TrainConfig
+from seqrec.config import ExperimentConfig
 from seqrec.data.loader import FeatureDataset, batch_stream
 from seqrec.distributed import Runtime
 from seqrec.features.base import Frontend
@@ -32,7 +32,6 @@ from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
 from seqrec.schedule import OneCycle
 from seqrec.selection import decode_dataset, save_average, score, tune_blank_shift
-from seqrec.text_injection import TextEncoder, TextInjectionConfig, WithTextInjection
 from seqrec.train_data import (
     Featurize,
     feasible,
@@ -67,7 +66,6 @@ def train_epoch(
     inter_weight: float = 0.0,
     entropy_weight: float = 0.0,
     weight_noise: float = 0.0,
-    text_weight: float = 0.0,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -83,9 +81,7 @@ def train_epoch(
     ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
     recurrent layers' weight matrices for each step's forward and backward
     pass; the step itself updates the clean weights (see
-    :class:`~seqrec.losses.WeightNoise`). ``text_weight`` > 0 adds the text
-    injection loss with that weight; ``model`` is then a
-    :class:`~seqrec.text_injection.WithTextInjection`. Returns (sum of per-item losses, items
+    :class:`~seqrec.losses.WeightNoise`). Returns (sum of per-item losses, items
     used, steps skipped); the loss reported is the final layer's alone,
     comparable across settings.
     """
@@ -102,7 +98,6 @@ def train_epoch(
         inter_layers=inter_layers,
         inter_weight=inter_weight,
         entropy_weight=entropy_weight,
-        text_weight=text_weight,
     )
     noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
     try:
@@ -208,28 +203,6 @@ def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset)
     return model
 
 
-def _text_injection(
-    tc: TrainConfig, model: BiLSTMCTC, resume: dict[str, Any] | None
-) -> WithTextInjection | None:
-    """The model with its text encoder when ``train.text_weight`` > 0 (new, or
-    as a resumed ``last.pt`` left it); None without text injection."""
-    saved = resume.get("text_encoder") if resume is not None else None
-    if resume is not None and (saved is not None) != (tc.text_weight > 0):
-        was = "with" if saved is not None else "without"
-        raise ValueError(
-            f"the run to resume trained {was} text injection: keep train.text_weight "
-            "as it was, or train afresh (train.resume = false or another out_dir)"
-        )
-    if tc.text_weight <= 0:
-        return None
-    lo, hi = tc.text_frames
-    tcfg = TextInjectionConfig(tc.text_layer, tc.text_mask, lo, hi)
-    encoder = TextEncoder(model.out.out_features, model.out.in_features, tcfg)
-    if saved is not None:
-        encoder.load_state_dict(saved)
-    return WithTextInjection(model, encoder)
-
-
 def train(cfg: ExperimentConfig) -> Path:
     """Train a model as configured; returns the path of the best model file.
 
@@ -289,10 +262,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
 
     model = _build_model(cfg, start, train_ds)
-    text = _text_injection(tc, model, resume_payload)
-    trainee = model if text is None else text
-    trainee.to(device)
-    net = rt.wrap(trainee)  # what the training steps call; ``model`` itself is what is saved
+    model.to(device)
+    net = rt.wrap(model)  # what the training steps call; ``model`` itself is what is saved
 
     keep = feasible(train_ds, model, max(tc.speeds))
     dropped = len(train_ds) - len(keep)
@@ -305,7 +276,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     lengths = [train_ds.length(i) for i in range(len(train_ds))]
     sampler = frame_sampler([lengths[i] for i in keep], tc, rt.env)
     steps_per_epoch = len(sampler)
-    opt = torch.optim.AdamW(trainee.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     cycle = OneCycle(
         total_steps=max(1, tc.epochs * steps_per_epoch),
         warmup_fraction=tc.warmup_fraction,
@@ -349,7 +320,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 "history": json.dumps(history[:epoch]),
                 "data_rng": _listify(train_ds.rng.getstate()),
                 "torch_rng": torch.get_rng_state(),
-                **({"text_encoder": text.encoder.state_dict()} if text is not None else {}),
             },
         )
 
@@ -427,7 +397,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 inter_weight=tc.inter_ctc_weight,
                 entropy_weight=tc.entropy_weight,
                 weight_noise=weight_noise(epoch),
-                text_weight=tc.text_weight,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

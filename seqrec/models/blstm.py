@@ -361,17 +361,8 @@ class BiLSTMCTC(nn.Module):
         elif self.cfg.frontend == "stack" and self.cfg.subsample > 1:
             x, lengths = stack_frames(x, lengths, self.cfg.subsample)
         x = self.input_norm(x)
-        return self.upper(x, lengths, 0, taps)
-
-    def upper(
-        self, x: torch.Tensor, lengths: torch.Tensor, after: int = 0, taps: Sequence[int] = ()
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """The BiLSTM layers above layer ``after`` (1-based; 0 runs them all) on
-        ``x (B, T', D)``, the input those layers would get: the top layer's
-        output, its lengths and the tapped layers' log-probs (see :meth:`forward`)."""
         inter = []
-        for k in range(after + 1, len(self.lstms) + 1):
-            lstm, norm = self.lstms[k - 1], self.norms[k - 1]
+        for k, (lstm, norm) in enumerate(zip(self.lstms, self.norms, strict=True), start=1):
             x = norm(lstm(self.dropout(x), lengths))
             cond = self.condition[str(k)] if str(k) in self.condition else None
             if k in taps or cond is not None:
