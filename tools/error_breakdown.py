@@ -44,6 +44,9 @@ from seqrec.lexicon import Lexicon, read_lexicon
 from seqrec.metrics import align
 from seqrec.vocab import tokenize
 
+# What each count table holds: reference units, then each kind of edit.
+COUNTS = ("ref", "sub", "del", "ins")
+
 # Training counts of a word, as (lowest count, label) from the rarest band up.
 WORD_BANDS = ((0, "never"), (1, "1-4 times"), (5, "5-19 times"), (20, "20+ times"))
 
@@ -55,8 +58,8 @@ def breakdown(report: dict, unit: str = "auto", group: str = "parent") -> dict:
     if unit == "auto":
         unit = "char" if "cer" in report.get("summary", {}) else "token"
     split = "char" if unit == "char" else "word"
-    total = {"ref": 0, "sub": 0, "del": 0, "ins": 0}
-    groups: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(total, 0))
+    total = dict.fromkeys(COUNTS, 0)
+    groups: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     confusions: dict[str, Counter] = {"sub": Counter(), "del": Counter(), "ins": Counter()}
     for item in report["items"]:
         # An unreadable input has an empty hypothesis, as the report's summary counts it.
@@ -91,7 +94,7 @@ def word_of_each_phone(phones: list[str], words: list[str], lexicon: Lexicon) ->
         for i in starts:
             for pron in lexicon.get(word.upper(), []):
                 j = i + len(pron)
-                if phones[i:j] == list(pron):
+                if phones[i:j] == pron:
                     reached.setdefault(j, i)
         if not reached:
             return None
@@ -117,7 +120,7 @@ def by_word_count(
     """Reference phones and their edits per band of the training count of
     their word (``WORD_BANDS``), and the number of items left out (no word
     transcript, or one the lexicon cannot split the phones into)."""
-    bands = {label: {"ref": 0, "sub": 0, "del": 0, "ins": 0} for _, label in WORD_BANDS}
+    bands = {label: dict.fromkeys(COUNTS, 0) for _, label in WORD_BANDS}
     left_out = 0
     for item in report["items"]:
         ref, words = item["ref"].split(), item.get("ref_words", "").split()
