@@ -97,7 +97,9 @@ class FeatureDataset(Dataset):
     on every access; the cache then only serves lengths and evaluation.
     ``stores`` maps a speed to precomputed features (a memory-mapped on-disk
     cache, see :mod:`seqrec.data.cache`); they take the place of the in-memory
-    cache for that speed.
+    cache for that speed. ``views`` > 1 makes :func:`build_batch` give that
+    many views of every item, which share the speed and raw features but draw
+    their own SpecAugment (see :meth:`item_views`).
     """
 
     def __init__(
@@ -111,7 +113,10 @@ class FeatureDataset(Dataset):
         seed: int = 0,
         cache: bool = True,
         augment: Callable[[Record, float, random.Random], torch.Tensor] | None = None,
+        views: int = 1,
     ) -> None:
+        if views < 1:
+            raise ValueError(f"views must be 1 or more, got {views}")
         self.records = list(records)
         self.featurize = featurize
         self.vocab = vocab
@@ -121,6 +126,7 @@ class FeatureDataset(Dataset):
         self.rng = random.Random(seed)
         self.cache: dict[tuple[int, float], torch.Tensor] | None = {} if cache else None
         self.augment = augment
+        self.views = views
         self.stores: dict[float, FeatureStore] = {}
         self.targets = [vocab.encode(r.text, source=r.path) for r in self.records]
 
@@ -155,15 +161,38 @@ class FeatureDataset(Dataset):
 
     def item(self, i: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Item ``i``, drawing its speed and augmentation from ``rng``."""
+        return self.item_views(i, rng, 1)[0]
+
+    def item_views(
+        self, i: int, rng: random.Random, views: int | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """``views`` (default ``self.views``) views of item ``i``: one speed and
+        raw features drawn from ``rng``, then a SpecAugment draw for each view.
+        Every view has the same number of frames."""
         speed = rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
         if self.augment is not None:
             raw = self.augment(self.records[i], speed, rng)  # fresh every time: no cache
         else:
             raw = self.raw_features(i, speed)
         feats = self.normalize(raw)
-        if self.spec_augment is not None:
-            feats = self.spec_augment.apply(feats, rng)
-        return feats, torch.tensor(self.targets[i], dtype=torch.long), i
+        target = torch.tensor(self.targets[i], dtype=torch.long)
+        out = []
+        for _ in range(self.views if views is None else views):
+            view = feats if self.spec_augment is None else self.spec_augment.apply(feats, rng)
+            out.append((view, target, i))
+        return out
+
+
+def build_batch(
+    ds: FeatureDataset, idx: Sequence[int], rng: random.Random
+) -> dict[str, torch.Tensor]:
+    """The collated batch of items ``idx``, augmentation drawn from ``rng``. With
+    ``ds.views`` > 1 it holds every item's first view, then every item's second,
+    and so on: view ``v`` of the ``k`` items is rows ``v * k`` to ``(v + 1) * k``."""
+    if ds.views == 1:
+        return collate([ds.item(i, rng) for i in idx])
+    per_item = [ds.item_views(i, rng) for i in idx]
+    return collate([views[v] for v in range(ds.views) for views in per_item])
 
 
 def collate(
@@ -300,8 +329,7 @@ class _BatchFetcher(Dataset):
 
     def __getitem__(self, key: tuple[int, Sequence[int]]) -> dict[str, torch.Tensor]:
         seed, idx = key
-        rng = random.Random(seed)
-        return collate([self.ds.item(i, rng) for i in idx])
+        return build_batch(self.ds, idx, random.Random(seed))
 
 
 def _unbatched(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -322,7 +350,8 @@ def batch_stream(
     """Collated batches (see :func:`collate`) for ``batches`` of dataset indices, in order.
 
     ``workers`` 0 builds them in this process from ``ds.rng``, exactly as
-    ``collate([ds[i] for i in idx])``. With ``workers`` > 0 they are built in
+    ``build_batch(ds, idx, ds.rng)`` (for one view, ``collate([ds[i] for i in
+    idx])``). With ``workers`` > 0 they are built in
     that many worker processes (features, augmentation, padding), each batch
     from its own seed drawn from ``ds.rng`` here, so results for a given seed
     are the same whatever the number of workers (but not the same as with 0).
@@ -330,7 +359,7 @@ def batch_stream(
     """
     if workers <= 0:
         for idx in batches:
-            b = collate([ds[i] for i in idx])
+            b = build_batch(ds, idx, ds.rng)
             yield {k: v.pin_memory() for k, v in b.items()} if pin_memory else b
         return
     keys = [(ds.rng.getrandbits(63), list(idx)) for idx in batches]
