@@ -76,12 +76,15 @@ class TrainConfig:
     ``weight_noise_start`` (a fraction, 0 to 1) of the schedule has passed:
     a regulariser of the recurrence itself, which dropout leaves alone.
     ``consistency_weight`` > 0 trains on two views of every item, the same
-    speed but independent SpecAugment draws and dropout, with CTC on each and
-    that weight times the symmetric KL divergence between the two views'
-    per-frame output distributions, each view's taken as a fixed target for
-    the other (consistency-regularised CTC, Yao et al., 2025). ``max_frames``
-    stays the budget of the padded batch the model sees, both views together,
-    so a step costs what it did and an epoch twice as many steps.
+    speed but their own augmentation draws (SpecAugment, image augmentation)
+    and activation dropout (recurrent DropConnect masks and weight noise are
+    drawn once a step, so shared), with CTC on each and that weight times the
+    symmetric KL divergence between the two views' per-frame output
+    distributions, each view's taken as a fixed target for the other
+    (consistency-regularised CTC, Yao et al., 2025). Each view gets half of
+    ``max_frames``, so a step costs what it did and an epoch twice as many
+    steps (an item longer than half the budget makes a batch of its own, two
+    views of it).
     """
 
     out_dir: str = "exp/model"

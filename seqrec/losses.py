@@ -1,6 +1,6 @@
 """The training losses of one batch: CTC on the top layer, plus the optional
-intermediate CTC, confidence penalty and recurrent weight noise that
-``[train]`` settings switch on."""
+intermediate CTC, confidence penalty, two-view consistency and recurrent
+weight noise that ``[train]`` settings switch on."""
 
 from __future__ import annotations
 

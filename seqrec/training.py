@@ -88,6 +88,8 @@ def train_epoch(
     of per-item losses, items used, steps skipped); the loss reported is the
     final layer's CTC alone (averaged over the views), comparable across settings.
     """
+    if consistency_weight > 0 and ds.views != 2:
+        raise ValueError(f"consistency_weight needs two views of each item, not {ds.views}")
     rt = runtime if runtime is not None else Runtime(device)
     model.train()
     loss_sum, n, skipped = 0.0, 0, 0
@@ -122,7 +124,9 @@ def train_epoch(
                 log.log(
                     logging.DEBUG if routine else logging.WARNING,
                     "non-finite loss or gradient; step skipped (items %s)",
-                    [ds.records[i].id for i in b["index"].tolist()][:5],
+                    [ds.records[i].id for i in b["index"].tolist()[: len(b["index"]) // ds.views]][
+                        :5
+                    ],
                 )
             else:
                 k = len(b["index"]) // ds.views  # items, not views
@@ -252,6 +256,11 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
             raise ValueError("train.image_augment needs an image model (data.modality = 'image')")
         augment = Featurize(frontend, tc.image_augment)
 
+    if tc.consistency_weight > 0 and tc.spec_augment is None and augment is None:
+        log.warning(
+            "train.consistency_weight without train.spec_augment or train.image_augment: "
+            "the two views differ only by dropout"
+        )
     train_ds = FeatureDataset(
         train_recs,
         featurize,

@@ -55,12 +55,40 @@ def test_without_spec_augment_the_views_are_equal():
 
 
 def test_one_view_batches_are_what_they_were():
+    """One view draws speed, then SpecAugment, from the generator, as items always did."""
     ds = _dataset(views=1)
     got = build_batch(ds, [2, 0], random.Random(5))
     rng = random.Random(5)
-    want = collate([ds.item(2, rng), ds.item(0, rng)])
+    items = []
+    for i in (2, 0):
+        speed = rng.choice(ds.speeds)
+        feats = SPEC.apply(ds.normalize(ds.raw_features(i, speed)), rng)
+        items.append((feats, torch.tensor(ds.targets[i]), i))
+    want = collate(items)
     for key in want:
         assert torch.equal(got[key], want[key]), key
+
+
+def test_input_augmentation_is_drawn_for_each_view():
+    ds = _dataset(views=2, spec=None)
+    calls = []
+
+    def augment(rec, speed, rng):
+        calls.append(rec.id)
+        return ds.raw_features(int(rec.id), speed) + rng.random()
+
+    ds.augment = augment
+    b = build_batch(ds, [1, 3], random.Random(0))
+    assert calls == ["1", "1", "3", "3"]
+    assert not torch.equal(b["feats"][0], b["feats"][2])
+    assert torch.equal(b["lengths"][:2], b["lengths"][2:])
+
+
+def test_views_of_different_lengths_are_an_error_naming_the_file():
+    ds = _dataset(views=2, spec=None)
+    ds.augment = lambda rec, speed, rng: torch.zeros(rng.randint(5, 500), 8)
+    with pytest.raises(ValueError, match="item1.wav: its views have"):
+        build_batch(ds, [1], random.Random(0))
 
 
 def test_worker_processes_build_the_views_too():
@@ -115,28 +143,45 @@ def test_view_consistency_needs_two_views():
         view_consistency(torch.zeros(3, 2, 4), torch.tensor([2, 2, 2]), torch.tensor([1, 1, 1]))
 
 
-def test_consistency_training_brings_the_views_closer():
+def _train_tiny(weight: float, views: int = 2, steps: int = 40):
+    """A 1 x 16 BiLSTM trained on the five items; returns it, its dataset and the
+    (loss sum, items) of the first and last epochs."""
     from seqrec.models.blstm import BiLSTMCTC, ModelConfig
     from seqrec.training import train_epoch
 
-    def disagreement_after(weight: float) -> float:
-        ds = _dataset(views=2, speeds=(1.0,))
-        torch.manual_seed(0)
-        model = BiLSTMCTC(ModelConfig(8, len(ds.vocab), hidden=16, layers=1))
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        ctc, cpu = torch.nn.CTCLoss(), torch.device("cpu")
-        for _ in range(40):
-            train_epoch(
-                model, ds, [[0, 1, 2, 3, 4]], opt, sched, ctc, 5.0, cpu, consistency_weight=weight
-            )
+    ds = _dataset(views=views, speeds=(1.0,))
+    torch.manual_seed(0)
+    model = BiLSTMCTC(ModelConfig(8, len(ds.vocab), hidden=16, layers=1))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    ctc, cpu = torch.nn.CTCLoss(), torch.device("cpu")
+    epochs = [
+        train_epoch(
+            model, ds, [[0, 1, 2, 3, 4]], opt, sched, ctc, 5.0, cpu, consistency_weight=weight
+        )
+        for _ in range(steps)
+    ]
+    return model, ds, epochs[0], epochs[-1]
+
+
+def test_consistency_training_brings_the_views_closer():
+    def after(weight: float) -> tuple[float, float, float]:
+        model, ds, first, last = _train_tiny(weight)
+        assert first[1] == last[1] == 5  # items, not views
         model.eval()
         b = build_batch(ds, [0, 1, 2, 3, 4], random.Random(123))
         with torch.no_grad():
             lp, ol = model(b["feats"], b["lengths"])
-        return view_consistency(lp, ol, b["target_lengths"]).item()
+        return view_consistency(lp, ol, b["target_lengths"]).item(), first[0], last[0]
 
-    assert disagreement_after(5.0) < 0.5 * disagreement_after(0.0)
+    plain, weighted = after(0.0), after(5.0)
+    assert weighted[0] < 0.5 * plain[0]
+    assert weighted[2] < 0.5 * weighted[1]  # it still learns the labels, not just agreement
+
+
+def test_consistency_weight_needs_two_views():
+    with pytest.raises(ValueError, match="two views"):
+        _train_tiny(0.2, views=1, steps=1)
 
 
 def test_each_view_gets_half_the_frame_budget():

@@ -98,8 +98,8 @@ class FeatureDataset(Dataset):
     ``stores`` maps a speed to precomputed features (a memory-mapped on-disk
     cache, see :mod:`seqrec.data.cache`); they take the place of the in-memory
     cache for that speed. ``views`` > 1 makes :func:`build_batch` give that
-    many views of every item, which share the speed and raw features but draw
-    their own SpecAugment (see :meth:`item_views`).
+    many views of every item, which share the speed but draw their own
+    augmentation (see :meth:`item_views`).
     """
 
     def __init__(
@@ -166,19 +166,27 @@ class FeatureDataset(Dataset):
     def item_views(
         self, i: int, rng: random.Random, views: int | None = None
     ) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
-        """``views`` (default ``self.views``) views of item ``i``: one speed and
-        raw features drawn from ``rng``, then a SpecAugment draw for each view.
-        Every view has the same number of frames."""
+        """``views`` (default ``self.views``) views of item ``i``, drawn from
+        ``rng``: one speed for all, then for each view its own input-level
+        augmentation (``augment``, when given) and SpecAugment. All views must
+        have the same number of frames, so that they line up frame by frame."""
         speed = rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
-        if self.augment is not None:
-            raw = self.augment(self.records[i], speed, rng)  # fresh every time: no cache
-        else:
-            raw = self.raw_features(i, speed)
-        feats = self.normalize(raw)
         target = torch.tensor(self.targets[i], dtype=torch.long)
-        out = []
+        out: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+        feats = None
         for _ in range(self.views if views is None else views):
+            if self.augment is not None:
+                # Fresh every time (no cache), and for every view.
+                feats = self.normalize(self.augment(self.records[i], speed, rng))
+            elif feats is None:
+                feats = self.normalize(self.raw_features(i, speed))
             view = feats if self.spec_augment is None else self.spec_augment.apply(feats, rng)
+            if out and view.shape[0] != out[0][0].shape[0]:
+                raise ValueError(
+                    f"{self.records[i].path}: its views have {out[0][0].shape[0]} and "
+                    f"{view.shape[0]} frames; two-view training needs augmentation "
+                    "that keeps the length"
+                )
             out.append((view, target, i))
         return out
 
