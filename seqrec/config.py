@@ -75,16 +75,6 @@ class TrainConfig:
     update applies to the clean weights), from the epoch that starts once
     ``weight_noise_start`` (a fraction, 0 to 1) of the schedule has passed:
     a regulariser of the recurrence itself, which dropout leaves alone.
-    ``consistency_weight`` > 0 trains on two views of every item, the same
-    speed but their own augmentation draws (SpecAugment, image augmentation)
-    and activation dropout (recurrent DropConnect masks and weight noise are
-    drawn once a step, so shared), with CTC on each and that weight times the
-    symmetric KL divergence between the two views' per-frame output
-    distributions, each view's taken as a fixed target for the other
-    (consistency-regularised CTC, Yao et al., 2025). Each view gets half of
-    ``max_frames``, so a step costs what it did and an epoch twice as many
-    steps (an item longer than half the budget makes a batch of its own, two
-    views of it).
     """
 
     out_dir: str = "exp/model"
@@ -116,7 +106,6 @@ class TrainConfig:
     entropy_weight: float = 0.0
     weight_noise: float = 0.0
     weight_noise_start: float = 0.0
-    consistency_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("weight_noise_start", "inter_ctc_weight"):
@@ -127,10 +116,6 @@ class TrainConfig:
             raise ValueError(f"train.entropy_weight must be >= 0, got {self.entropy_weight}")
         if not (math.isfinite(self.weight_noise) and self.weight_noise >= 0.0):
             raise ValueError(f"train.weight_noise must be >= 0, got {self.weight_noise}")
-        if not (math.isfinite(self.consistency_weight) and self.consistency_weight >= 0.0):
-            raise ValueError(
-                f"train.consistency_weight must be >= 0, got {self.consistency_weight}"
-            )
         if self.average_last < 0:
             raise ValueError(f"train.average_last must be 0 or more, got {self.average_last}")
         if self.amp not in AMP_MODES:

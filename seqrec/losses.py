@@ -1,6 +1,6 @@
 """The training losses of one batch: CTC on the top layer, plus the optional
-intermediate CTC, confidence penalty, two-view consistency and recurrent
-weight noise that ``[train]`` settings switch on."""
+intermediate CTC, confidence penalty and recurrent weight noise that
+``[train]`` settings switch on."""
 
 from __future__ import annotations
 
@@ -20,12 +20,9 @@ def batch_loss(
     inter_layers: Sequence[int],
     inter_weight: float,
     entropy_weight: float,
-    consistency_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch's training loss and the top layer's CTC loss alone (see
-    :func:`seqrec.training.train_epoch` for the options). With
-    ``consistency_weight`` > 0 the batch holds two views of its items, as
-    :func:`seqrec.data.loader.build_batch` lays them out."""
+    :func:`seqrec.training.train_epoch` for the options)."""
     tgt, tgt_len = b["targets"], b["target_lengths"]
     with rt.autocast():
         if inter_layers:
@@ -39,8 +36,6 @@ def batch_loss(
         loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
     if entropy_weight > 0:
         loss = loss - entropy_weight * frame_entropy(lp, ol)
-    if consistency_weight > 0:
-        loss = loss + consistency_weight * view_consistency(lp, ol, tgt_len)
     return loss, final
 
 
@@ -95,31 +90,3 @@ def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     h = -(lp.exp() * lp).sum(-1)
     valid = lengths_mask(lengths.to(lp.device), lp.shape[1])
     return (h * valid).sum() / valid.sum().clamp(min=1)
-
-
-def view_consistency(
-    log_probs: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor
-) -> torch.Tensor:
-    """Symmetric KL divergence between two views' per-frame output distributions.
-
-    ``log_probs`` ``(2K, T, V)`` holds view one of K items, then view two of the
-    same items (same lengths). Each view's distribution, detached, is the
-    target for the other: ``(KL(sg(p1) || p2) + KL(sg(p2) || p1)) / 2`` summed
-    over an item's valid frames and divided by its target length, like CTC's
-    ``mean`` reduction, then averaged over the items (the consistency
-    regularisation of CR-CTC, Yao et al., 2025).
-    """
-    k = log_probs.shape[0] // 2
-    if k == 0 or 2 * k != log_probs.shape[0]:
-        raise ValueError(f"two views expected: a batch of {log_probs.shape[0]} rows")
-    lp = log_probs.float().clamp(min=-100.0)  # a -inf (16-bit underflow) would give 0 * inf
-    a, b = lp[:k], lp[k:]
-
-    def kl(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-        target = target.detach()
-        return (target.exp() * (target - pred)).sum(-1)
-
-    per_frame = 0.5 * (kl(b, a) + kl(a, b))
-    valid = lengths_mask(lengths[:k].to(lp.device), lp.shape[1])
-    per_item = (per_frame * valid).sum(1) / target_lengths[:k].to(lp.device).clamp(min=1)
-    return per_item.mean()

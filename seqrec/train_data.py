@@ -130,14 +130,12 @@ def prepare_features(
 
 
 def frame_sampler(lengths: Sequence[int], tc: TrainConfig, env: DistEnv) -> FrameBudgetSampler:
-    """Frame-budget batches; under torchrun, this rank's share of them. With two
-    views of each item (``train.consistency_weight``), each view gets half the budget."""
-    budget = tc.max_frames // 2 if tc.consistency_weight > 0 else tc.max_frames
+    """Frame-budget batches; under torchrun, this rank's share of them."""
     if env.enabled:
         return DistributedFrameBudgetSampler(
-            lengths, budget, env.rank, env.world_size, seed=tc.seed
+            lengths, tc.max_frames, env.rank, env.world_size, seed=tc.seed
         )
-    return FrameBudgetSampler(lengths, budget, seed=tc.seed)
+    return FrameBudgetSampler(lengths, tc.max_frames, seed=tc.seed)
 
 
 class Featurize:

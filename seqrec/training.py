@@ -66,7 +66,6 @@ def train_epoch(
     inter_weight: float = 0.0,
     entropy_weight: float = 0.0,
     weight_noise: float = 0.0,
-    consistency_weight: float = 0.0,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -82,14 +81,10 @@ def train_epoch(
     ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
     recurrent layers' weight matrices for each step's forward and backward
     pass; the step itself updates the clean weights (see
-    :class:`~seqrec.losses.WeightNoise`). ``consistency_weight`` > 0 expects
-    batches of two views (``ds.views == 2``) and adds that weight times their
-    consistency loss (see :func:`seqrec.losses.view_consistency`). Returns (sum
-    of per-item losses, items used, steps skipped); the loss reported is the
-    final layer's CTC alone (averaged over the views), comparable across settings.
+    :class:`~seqrec.losses.WeightNoise`). Returns (sum of per-item losses, items
+    used, steps skipped); the loss reported is the final layer's alone,
+    comparable across settings.
     """
-    if consistency_weight > 0 and ds.views != 2:
-        raise ValueError(f"consistency_weight needs two views of each item, not {ds.views}")
     rt = runtime if runtime is not None else Runtime(device)
     model.train()
     loss_sum, n, skipped = 0.0, 0, 0
@@ -103,7 +98,6 @@ def train_epoch(
         inter_layers=inter_layers,
         inter_weight=inter_weight,
         entropy_weight=entropy_weight,
-        consistency_weight=consistency_weight,
     )
     noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
     try:
@@ -124,12 +118,10 @@ def train_epoch(
                 log.log(
                     logging.DEBUG if routine else logging.WARNING,
                     "non-finite loss or gradient; step skipped (items %s)",
-                    [ds.records[i].id for i in b["index"].tolist()[: len(b["index"]) // ds.views]][
-                        :5
-                    ],
+                    [ds.records[i].id for i in b["index"].tolist()][:5],
                 )
             else:
-                k = len(b["index"]) // ds.views  # items, not views
+                k = len(b["index"])
                 loss_sum += final.item() * k
                 n += k
                 bar.set_postfix(loss=f"{loss_sum / max(n, 1):.3f}")
@@ -256,11 +248,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
             raise ValueError("train.image_augment needs an image model (data.modality = 'image')")
         augment = Featurize(frontend, tc.image_augment)
 
-    if tc.consistency_weight > 0 and tc.spec_augment is None and augment is None:
-        log.warning(
-            "train.consistency_weight without train.spec_augment or train.image_augment: "
-            "the two views differ only by dropout"
-        )
     train_ds = FeatureDataset(
         train_recs,
         featurize,
@@ -270,7 +257,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         tc.spec_augment,
         seed=tc.seed,
         augment=augment,
-        views=2 if tc.consistency_weight > 0 else 1,
     )
     dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
     prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)
@@ -411,7 +397,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 inter_weight=tc.inter_ctc_weight,
                 entropy_weight=tc.entropy_weight,
                 weight_noise=weight_noise(epoch),
-                consistency_weight=tc.consistency_weight,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

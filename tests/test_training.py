@@ -531,25 +531,3 @@ def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys, 
     rest, dev = split_by_speaker(read_manifest(m), 2, 0)  # the model file's split
     assert f"dev: {len(dev)} items held out" in capsys.readouterr().out
     assert read_manifest(out / "lm_train_part.jsonl") == rest
-
-
-def test_consistency_training_overfits_a_handful_of_utterances(tmp_path, monkeypatch):
-    import seqrec.losses
-
-    calls = []
-    real = seqrec.losses.view_consistency
-    monkeypatch.setattr(
-        seqrec.losses, "view_consistency", lambda *a: calls.append(a[0].shape) or real(*a)
-    )
-    m = _manifest(
-        tmp_path, [(0, "jackson", 0), (1, "theo", 1), (2, "george", 2), (7, "nicolas", 0)]
-    )
-    spec = {"freq_masks": 1, "freq_width": 5, "time_masks_per_100": 2, "time_width": 3}
-    best = train(_config(tmp_path, m, consistency_weight=0.2, spec_augment=spec))
-    summary = evaluate(best, m, tmp_path / "report.json")
-    assert summary["wer"] == 0.0, json.loads((tmp_path / "report.json").read_text())["items"]
-    history = [
-        json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert history[-1]["train_loss"] < history[0]["train_loss"] / 5
-    assert calls and all(shape[0] % 2 == 0 for shape in calls)  # two views in every step

@@ -97,9 +97,7 @@ class FeatureDataset(Dataset):
     on every access; the cache then only serves lengths and evaluation.
     ``stores`` maps a speed to precomputed features (a memory-mapped on-disk
     cache, see :mod:`seqrec.data.cache`); they take the place of the in-memory
-    cache for that speed. ``views`` > 1 makes :func:`build_batch` give that
-    many views of every item, which share the speed but draw their own
-    augmentation (see :meth:`item_views`).
+    cache for that speed.
     """
 
     def __init__(
@@ -113,10 +111,7 @@ class FeatureDataset(Dataset):
         seed: int = 0,
         cache: bool = True,
         augment: Callable[[Record, float, random.Random], torch.Tensor] | None = None,
-        views: int = 1,
     ) -> None:
-        if views < 1:
-            raise ValueError(f"views must be 1 or more, got {views}")
         self.records = list(records)
         self.featurize = featurize
         self.vocab = vocab
@@ -126,7 +121,6 @@ class FeatureDataset(Dataset):
         self.rng = random.Random(seed)
         self.cache: dict[tuple[int, float], torch.Tensor] | None = {} if cache else None
         self.augment = augment
-        self.views = views
         self.stores: dict[float, FeatureStore] = {}
         self.targets = [vocab.encode(r.text, source=r.path) for r in self.records]
 
@@ -161,46 +155,15 @@ class FeatureDataset(Dataset):
 
     def item(self, i: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Item ``i``, drawing its speed and augmentation from ``rng``."""
-        return self.item_views(i, rng, 1)[0]
-
-    def item_views(
-        self, i: int, rng: random.Random, views: int | None = None
-    ) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
-        """``views`` (default ``self.views``) views of item ``i``, drawn from
-        ``rng``: one speed for all, then for each view its own input-level
-        augmentation (``augment``, when given) and SpecAugment. All views must
-        have the same number of frames, so that they line up frame by frame."""
         speed = rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
-        target = torch.tensor(self.targets[i], dtype=torch.long)
-        out: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-        feats = None
-        for _ in range(self.views if views is None else views):
-            if self.augment is not None:
-                # Fresh every time (no cache), and for every view.
-                feats = self.normalize(self.augment(self.records[i], speed, rng))
-            elif feats is None:
-                feats = self.normalize(self.raw_features(i, speed))
-            view = feats if self.spec_augment is None else self.spec_augment.apply(feats, rng)
-            if out and view.shape[0] != out[0][0].shape[0]:
-                raise ValueError(
-                    f"{self.records[i].path}: its views have {out[0][0].shape[0]} and "
-                    f"{view.shape[0]} frames; two-view training needs augmentation "
-                    "that keeps the length"
-                )
-            out.append((view, target, i))
-        return out
-
-
-def build_batch(
-    ds: FeatureDataset, idx: Sequence[int], rng: random.Random
-) -> dict[str, torch.Tensor]:
-    """The collated batch of items ``idx``, augmentation drawn from ``rng``. With
-    ``ds.views`` > 1 it holds every item's first view, then every item's second,
-    and so on: view ``v`` of the ``k`` items is rows ``v * k`` to ``(v + 1) * k``."""
-    if ds.views == 1:
-        return collate([ds.item(i, rng) for i in idx])
-    per_item = [ds.item_views(i, rng) for i in idx]
-    return collate([views[v] for v in range(ds.views) for views in per_item])
+        if self.augment is not None:
+            raw = self.augment(self.records[i], speed, rng)  # fresh every time: no cache
+        else:
+            raw = self.raw_features(i, speed)
+        feats = self.normalize(raw)
+        if self.spec_augment is not None:
+            feats = self.spec_augment.apply(feats, rng)
+        return feats, torch.tensor(self.targets[i], dtype=torch.long), i
 
 
 def collate(
@@ -337,7 +300,8 @@ class _BatchFetcher(Dataset):
 
     def __getitem__(self, key: tuple[int, Sequence[int]]) -> dict[str, torch.Tensor]:
         seed, idx = key
-        return build_batch(self.ds, idx, random.Random(seed))
+        rng = random.Random(seed)
+        return collate([self.ds.item(i, rng) for i in idx])
 
 
 def _unbatched(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -358,8 +322,7 @@ def batch_stream(
     """Collated batches (see :func:`collate`) for ``batches`` of dataset indices, in order.
 
     ``workers`` 0 builds them in this process from ``ds.rng``, exactly as
-    ``build_batch(ds, idx, ds.rng)`` (for one view, ``collate([ds[i] for i in
-    idx])``). With ``workers`` > 0 they are built in
+    ``collate([ds[i] for i in idx])``. With ``workers`` > 0 they are built in
     that many worker processes (features, augmentation, padding), each batch
     from its own seed drawn from ``ds.rng`` here, so results for a given seed
     are the same whatever the number of workers (but not the same as with 0).
@@ -367,7 +330,7 @@ def batch_stream(
     """
     if workers <= 0:
         for idx in batches:
-            b = build_batch(ds, idx, ds.rng)
+            b = collate([ds[i] for i in idx])
             yield {k: v.pin_memory() for k, v in b.items()} if pin_memory else b
         return
     keys = [(ds.rng.getrandbits(63), list(idx)) for idx in batches]
