@@ -39,7 +39,7 @@ from seqrec.train_data import (
     load_split,
     prepare_features,
 )
-from seqrec.vocab import BLANK_ID, Vocabulary
+from seqrec.vocab import BLANK_ID, Vocabulary, learn_merges
 
 log = logging.getLogger("seqrec.train")
 
@@ -146,11 +146,14 @@ class _Start:
     resume: dict[str, Any] | None = None  # the ``last.pt`` payload when resuming
 
 
-def _starting_point(cfg: ExperimentConfig, out: Path, texts: Sequence[str]) -> _Start:
+def _starting_point(
+    cfg: ExperimentConfig, out: Path, texts: Sequence[str], train_texts: Sequence[str] = ()
+) -> _Start:
     """The vocabulary, frontend and (when continuing) model shape and weights of a run.
 
-    A fresh run builds its vocabulary from ``texts``; ``train.resume`` with an
-    existing ``last.pt`` and ``train.init_from`` take it from that model file.
+    A fresh run builds its vocabulary from ``texts``, with ``data.merges`` merged
+    units learnt from ``train_texts``; ``train.resume`` with an existing
+    ``last.pt`` and ``train.init_from`` take it from that model file.
     """
     tc = cfg.train
     resume = None
@@ -167,10 +170,17 @@ def _starting_point(cfg: ExperimentConfig, out: Path, texts: Sequence[str]) -> _
                 "model.blank_shift is set after training from dev (train.tune_blank_shift), "
                 "not trained through"
             )
-        return _Start(
-            Vocabulary.from_transcripts(texts, cfg.data.unit),
-            build_frontend(cfg.data.modality, cfg.features),
-        )
+        vocab = Vocabulary.from_transcripts(texts, cfg.data.unit)
+        if cfg.data.merges:
+            merges = learn_merges(train_texts, cfg.data.unit, cfg.data.merges)
+            vocab = vocab.with_merges(merges)
+            log.info(
+                "%d merged units learnt from %d transcripts, %d output symbols",
+                len(merges),
+                len(train_texts),
+                len(vocab),
+            )
+        return _Start(vocab, build_frontend(cfg.data.modality, cfg.features))
     mcfg = ModelConfig.from_dict(base["model_config"], source)
     if mcfg.blank_shift:
         # Training is always unshifted; train.tune_blank_shift sets it again at the end.
@@ -238,7 +248,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
 
     train_recs, dev_recs = load_split(cfg)
     # Dev transcripts count too: a symbol seen only in dev must still be encodable.
-    start = _starting_point(cfg, out, [r.text for r in train_recs + dev_recs])
+    start = _starting_point(
+        cfg, out, [r.text for r in train_recs + dev_recs], [r.text for r in train_recs]
+    )
     frontend, vocab, resume_payload = start.frontend, start.vocab, start.resume
 
     featurize = Featurize(frontend)
