@@ -105,9 +105,13 @@ class Vocabulary:
         return cls(tuple(d["symbols"]), d["unit"], merges)
 
     def with_merges(self, merges: Sequence[tuple[str, str]]) -> Vocabulary:
-        """This vocabulary plus the merged units of ``merges`` (see :func:`learn_merges`)."""
-        new = [a + JOIN + b for a, b in merges]
-        return Vocabulary((*self.symbols, *new), self.unit, tuple(merges))
+        """This vocabulary plus the merged units of ``merges`` (see :func:`learn_merges`).
+
+        Two merges can make the same unit (``A+B`` then ``C``, ``A`` then
+        ``B+C``): it is one symbol."""
+        new = dict.fromkeys(a + JOIN + b for a, b in merges)
+        added = [u for u in new if u not in self._index]  # type: ignore[attr-defined]
+        return Vocabulary((*self.symbols, *added), self.unit, tuple(merges))
 
 
 def apply_merges(syms: Sequence[str], rank: dict[tuple[str, str], int]) -> list[str]:

@@ -45,6 +45,15 @@ def test_encode_merges_and_decode_gives_the_plain_units_back():
     assert len(vocab) == len(base) + 3
 
 
+def test_two_merges_that_make_the_same_unit_share_its_symbol():
+    base = Vocabulary.from_transcripts(["A B C"], "phone")
+    vocab = base.with_merges([("A", "B"), ("A+B", "C"), ("B", "C"), ("A", "B+C")])
+    assert vocab.symbols.count("A+B+C") == 1 and len(vocab) == len(base) + 3
+    assert [vocab.symbols[i] for i in vocab.encode("A B C")] == ["A+B+C"]
+    assert [vocab.symbols[i] for i in vocab.encode("B C A")] == ["B+C", "A"]
+    assert vocab.decode(vocab.encode("C A B C")) == "C A B C"
+
+
 def test_merged_vocabulary_round_trips_and_old_files_load():
     vocab = Vocabulary.from_transcripts(TEXTS, "phone").with_merges([("K", "AE")])
     d = json.loads(json.dumps(vocab.to_dict()))
