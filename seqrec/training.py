@@ -201,12 +201,23 @@ def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset)
     """The model a run trains: continued from ``start``, or new and shaped by the
     features (whose statistics a new frontend that needs them fits first)."""
     mcfg = start.model_config
+    # Hierarchical CTC: merged units on top, the tapped layers read plain units.
+    wanted = len(start.vocab.base()) if start.vocab.merges and cfg.train.inter_ctc_layers else 0
     if mcfg is None:
         frontend = start.frontend
         if frontend.needs_stats:
             frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
-        mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(start.vocab), **cfg.model)
+        mcfg = ModelConfig(
+            input_dim=frontend.feature_dim,
+            vocab_size=len(start.vocab),
+            **{**cfg.model, "inter_vocab_size": wanted},
+        )
     model = BiLSTMCTC(mcfg)
+    if mcfg.inter_vocab_size != wanted:
+        raise ValueError(
+            f"train.inter_ctc_layers: the model's intermediate output layer has "
+            f"{mcfg.inter_vocab_size} symbols, this run needs {wanted}"
+        )
     if start.state_dict is not None:
         model.load_state_dict(start.state_dict)
     model.check_taps(cfg.train.inter_ctc_layers, "train.inter_ctc_layers")
@@ -269,6 +280,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         tc.spec_augment,
         seed=tc.seed,
         augment=augment,
+        # Hierarchical CTC: with merged units on top, the tapped layers learn plain units.
+        inter_vocab=vocab.base() if vocab.merges and tc.inter_ctc_layers else None,
     )
     dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
     prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)

@@ -113,6 +113,11 @@ class Vocabulary:
         added = [u for u in new if u not in self._index]  # type: ignore[attr-defined]
         return Vocabulary((*self.symbols, *added), self.unit, tuple(merges))
 
+    def base(self) -> Vocabulary:
+        """The plain units alone (merged units and merges dropped); a plain unit
+        keeps its id, since merged units come after them."""
+        return Vocabulary(tuple(s for s in self.symbols if JOIN not in s), self.unit)
+
 
 def apply_merges(syms: Sequence[str], rank: dict[tuple[str, str], int]) -> list[str]:
     """``syms`` with the merges of ``rank`` applied, lowest rank first, as they were learnt."""

@@ -84,8 +84,10 @@ def test_data_merges_setting_is_checked():
     assert DataConfig(train="t.jsonl", unit="phone", merges=10).merges == 10
 
 
-def test_a_model_trained_with_merges_keeps_them_and_transcribes_plain_units(tmp_path):
-    """Two-digit strings cut from the shipped FSDD recordings, merged word units."""
+@pytest.mark.parametrize("hierarchical", [False, True])
+def test_a_model_trained_with_merges_keeps_them_and_transcribes_plain_units(tmp_path, hierarchical):
+    """Two-digit strings cut from the shipped FSDD recordings, merged word units;
+    ``hierarchical`` adds intermediate CTC on plain words below them."""
     import numpy as np
     import soundfile as sf
 
@@ -120,15 +122,69 @@ def test_a_model_trained_with_merges_keeps_them_and_transcribes_plain_units(tmp_
                 "merges": 5,
             },
             "features": {"sample_rate": 8000, "n_mels": 40, "normalize": "utterance"},
-            "model": {"hidden": 32, "layers": 1, "frontend": "stack", "subsample": 2},
-            "train": {"out_dir": str(tmp_path / "model"), "epochs": 2, "max_frames": 400},
+            "model": {"hidden": 32, "layers": 2, "frontend": "stack", "subsample": 2},
+            "train": {
+                "out_dir": str(tmp_path / "model"),
+                "epochs": 2,
+                "max_frames": 400,
+                "inter_ctc_layers": [1] if hierarchical else [],
+                "inter_ctc_weight": 0.3,
+            },
         }
     )
     best = train(cfg)
-    vocab = Recognizer.load(best).vocab
+    rec = Recognizer.load(best)
+    vocab = rec.vocab
+    assert rec.model.cfg.inter_vocab_size == (len(vocab.base()) if hierarchical else 0)
     # Learnt from train alone: ZERO ONE occurs twice there; the dev pair NINE TWO never.
     assert vocab.merges == (("ZERO", "ONE"),)
     assert "ZERO+ONE" in vocab.symbols and "NINE+TWO" not in vocab.symbols
     evaluate(best, tmp_path / "dev.jsonl", tmp_path / "report.json")
     report = json.loads((tmp_path / "report.json").read_text())
     assert all(JOIN not in item["hyp"] for item in report["items"])
+
+
+def test_base_vocabulary_keeps_the_plain_units_and_their_ids():
+    base = Vocabulary.from_transcripts(TEXTS, "phone")
+    vocab = base.with_merges(learn_merges(TEXTS, "phone", 10))
+    assert vocab.base() == base
+    assert vocab.base().encode("DH AH K AE T") == base.encode("DH AH K AE T")
+
+
+def test_hierarchical_ctc_batches_carry_plain_targets_for_the_tapped_layers():
+    import random
+
+    import torch
+
+    from seqrec.data.loader import FeatureDataset
+    from seqrec.data.manifest import Record
+    from seqrec.distributed import Runtime
+    from seqrec.losses import batch_loss
+    from seqrec.models.blstm import BiLSTMCTC, ModelConfig
+
+    base = Vocabulary.from_transcripts(TEXTS, "phone")
+    vocab = base.with_merges(learn_merges(TEXTS, "phone", 10))
+    recs = [Record(f"u{k}", f"u{k}.wav", t) for k, t in enumerate(TEXTS)]
+    feats = {r.path: torch.randn(12 + 3 * k, 6) for k, r in enumerate(recs)}
+    ds = FeatureDataset(recs, lambda r, s: feats[r.path], vocab, inter_vocab=vocab.base())
+    b = ds.batch([0, 3], random.Random(0))
+    assert b["targets"][0, :2].tolist() == vocab.encode(TEXTS[0])
+    assert b["inter_target_lengths"].tolist() == [5, 4]
+    assert b["inter_targets"][1, :4].tolist() == base.encode(TEXTS[3])
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_dim=6, vocab_size=len(vocab), hidden=8, layers=2)
+    plain = BiLSTMCTC(cfg).eval()
+    hier = BiLSTMCTC(ModelConfig(**{**cfg.__dict__, "inter_vocab_size": len(base)})).eval()
+    missing = hier.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["inter_out.bias", "inter_out.weight"]
+    lp, ol, inter = hier(b["feats"], b["lengths"], taps=(1,))
+    assert inter[0].shape[-1] == len(base) and lp.shape[-1] == len(vocab)
+    # Without taps the extra layer changes nothing: inference is the plain model's.
+    assert torch.equal(hier(b["feats"], b["lengths"])[0], plain(b["feats"], b["lengths"])[0])
+    ctc = torch.nn.CTCLoss(zero_infinity=False)
+    loss, final = batch_loss(hier, b, ctc, Runtime("cpu"), (1,), 0.5, 0.0)
+    top = ctc(lp.transpose(0, 1), b["targets"], ol, b["target_lengths"])
+    below = ctc(inter[0].transpose(0, 1), b["inter_targets"], ol, b["inter_target_lengths"])
+    assert torch.allclose(final, top)
+    assert torch.allclose(loss, 0.5 * top + 0.5 * below)
