@@ -22,10 +22,6 @@ class DataConfig:
     ``dev_speakers = 0`` (and no ``dev``) trains on every record with no model
     selection: ``best.pt`` is the last epoch's model, or the average of the last
     epochs with ``train.average_last``. Tune a recipe with a dev set first.
-    ``merges`` > 0 (phone or word units) adds that many merged output units,
-    learnt byte-pair style from the training transcripts (see
-    :func:`seqrec.vocab.learn_merges`): the model emits frequent runs such as
-    ``DH+AH`` as one symbol, and decoding gives the plain units back.
     """
 
     train: str
@@ -33,13 +29,8 @@ class DataConfig:
     dev_speakers: int = 8
     unit: str = "char"
     modality: str = "audio"
-    merges: int = 0
 
     def __post_init__(self) -> None:
-        if self.merges < 0:
-            raise ValueError(f"data.merges must be 0 or more, got {self.merges}")
-        if self.merges and self.unit == "char":
-            raise ValueError("data.merges needs phone or word units, not characters")
         if self.dev_speakers < 0:
             raise ValueError(f"data.dev_speakers must be 0 or more, got {self.dev_speakers}")
 

@@ -30,10 +30,7 @@ def batch_loss(
         else:
             (lp, ol), inter = model(b["feats"], b["lengths"]), []
     # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
-    losses = [ctc(lp.float().transpose(0, 1), tgt, ol, tgt_len)]
-    # Intermediate CTC reads its own units when the batch has them (hierarchical CTC).
-    itgt, itgt_len = b.get("inter_targets", tgt), b.get("inter_target_lengths", tgt_len)
-    losses += [ctc(x.float().transpose(0, 1), itgt, ol, itgt_len) for x in inter]
+    losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
     loss = final = losses[0]
     if inter:
         loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()

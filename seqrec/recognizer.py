@@ -112,8 +112,6 @@ class Recognizer:
         """Keep an ARPA LM (and its tuned weight and bonus) in this model's file."""
         from seqrec.decoders.lm import parse_arpa
 
-        if self.vocab.merges:
-            raise ValueError("an LM over merged output units (data.merges) is not supported")
         parse_arpa(arpa_text.splitlines(), "embedded LM")  # refuse a broken LM now
         self.lm = {"arpa": arpa_text, "weight": float(weight), "bonus": float(bonus)}
         self.lm_cache = None

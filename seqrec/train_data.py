@@ -38,8 +38,6 @@ def feasible(ds: FeatureDataset, model: BiLSTMCTC, speed: float) -> list[int]:
     """
     keep = []
     for i, tgt in enumerate(ds.targets):
-        if ds.inter_targets is not None and len(ds.inter_targets[i]) > len(tgt):
-            tgt = ds.inter_targets[i]  # the longer target set decides
         cached = ds.cached_length(i, speed)
         t = cached if cached is not None else int(ds.length(i) / speed)
         t_out = int(model.output_lengths(torch.tensor([t]))[0])

@@ -39,7 +39,7 @@ from seqrec.train_data import (
     load_split,
     prepare_features,
 )
-from seqrec.vocab import BLANK_ID, Vocabulary, learn_merges
+from seqrec.vocab import BLANK_ID, Vocabulary
 
 log = logging.getLogger("seqrec.train")
 
@@ -146,14 +146,11 @@ class _Start:
     resume: dict[str, Any] | None = None  # the ``last.pt`` payload when resuming
 
 
-def _starting_point(
-    cfg: ExperimentConfig, out: Path, texts: Sequence[str], train_texts: Sequence[str] = ()
-) -> _Start:
+def _starting_point(cfg: ExperimentConfig, out: Path, texts: Sequence[str]) -> _Start:
     """The vocabulary, frontend and (when continuing) model shape and weights of a run.
 
-    A fresh run builds its vocabulary from ``texts``, with ``data.merges`` merged
-    units learnt from ``train_texts``; ``train.resume`` with an existing
-    ``last.pt`` and ``train.init_from`` take it from that model file.
+    A fresh run builds its vocabulary from ``texts``; ``train.resume`` with an
+    existing ``last.pt`` and ``train.init_from`` take it from that model file.
     """
     tc = cfg.train
     resume = None
@@ -170,17 +167,10 @@ def _starting_point(
                 "model.blank_shift is set after training from dev (train.tune_blank_shift), "
                 "not trained through"
             )
-        vocab = Vocabulary.from_transcripts(texts, cfg.data.unit)
-        if cfg.data.merges:
-            merges = learn_merges(train_texts, cfg.data.unit, cfg.data.merges)
-            vocab = vocab.with_merges(merges)
-            log.info(
-                "%d merged units learnt from %d transcripts, %d output symbols",
-                len(merges),
-                len(train_texts),
-                len(vocab),
-            )
-        return _Start(vocab, build_frontend(cfg.data.modality, cfg.features))
+        return _Start(
+            Vocabulary.from_transcripts(texts, cfg.data.unit),
+            build_frontend(cfg.data.modality, cfg.features),
+        )
     mcfg = ModelConfig.from_dict(base["model_config"], source)
     if mcfg.blank_shift:
         # Training is always unshifted; train.tune_blank_shift sets it again at the end.
@@ -201,23 +191,12 @@ def _build_model(cfg: ExperimentConfig, start: _Start, train_ds: FeatureDataset)
     """The model a run trains: continued from ``start``, or new and shaped by the
     features (whose statistics a new frontend that needs them fits first)."""
     mcfg = start.model_config
-    # Hierarchical CTC: merged units on top, the tapped layers read plain units.
-    wanted = len(start.vocab.base()) if start.vocab.merges and cfg.train.inter_ctc_layers else 0
     if mcfg is None:
         frontend = start.frontend
         if frontend.needs_stats:
             frontend.fit_stats(train_ds.raw_features(i) for i in range(len(train_ds)))
-        mcfg = ModelConfig(
-            input_dim=frontend.feature_dim,
-            vocab_size=len(start.vocab),
-            **{**cfg.model, "inter_vocab_size": wanted},
-        )
+        mcfg = ModelConfig(input_dim=frontend.feature_dim, vocab_size=len(start.vocab), **cfg.model)
     model = BiLSTMCTC(mcfg)
-    if mcfg.inter_vocab_size != wanted:
-        raise ValueError(
-            f"train.inter_ctc_layers: the model's intermediate output layer has "
-            f"{mcfg.inter_vocab_size} symbols, this run needs {wanted}"
-        )
     if start.state_dict is not None:
         model.load_state_dict(start.state_dict)
     model.check_taps(cfg.train.inter_ctc_layers, "train.inter_ctc_layers")
@@ -259,9 +238,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
 
     train_recs, dev_recs = load_split(cfg)
     # Dev transcripts count too: a symbol seen only in dev must still be encodable.
-    start = _starting_point(
-        cfg, out, [r.text for r in train_recs + dev_recs], [r.text for r in train_recs]
-    )
+    start = _starting_point(cfg, out, [r.text for r in train_recs + dev_recs])
     frontend, vocab, resume_payload = start.frontend, start.vocab, start.resume
 
     featurize = Featurize(frontend)
@@ -280,8 +257,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         tc.spec_augment,
         seed=tc.seed,
         augment=augment,
-        # Hierarchical CTC: with merged units on top, the tapped layers learn plain units.
-        inter_vocab=vocab.base() if vocab.merges and tc.inter_ctc_layers else None,
     )
     dev_ds = FeatureDataset(dev_recs, featurize, vocab, frontend.normalize)
     prepare_features(train_ds, dev_ds, tc, frontend, build=rt.env.local_rank == 0)

@@ -97,9 +97,7 @@ class FeatureDataset(Dataset):
     on every access; the cache then only serves lengths and evaluation.
     ``stores`` maps a speed to precomputed features (a memory-mapped on-disk
     cache, see :mod:`seqrec.data.cache`); they take the place of the in-memory
-    cache for that speed. ``inter_vocab`` encodes each transcript a second time,
-    for intermediate CTC on other units than the top layer's (the plain units of
-    a merged vocabulary): :meth:`batch` adds them as ``inter_targets``.
+    cache for that speed.
     """
 
     def __init__(
@@ -113,7 +111,6 @@ class FeatureDataset(Dataset):
         seed: int = 0,
         cache: bool = True,
         augment: Callable[[Record, float, random.Random], torch.Tensor] | None = None,
-        inter_vocab: Vocabulary | None = None,
     ) -> None:
         self.records = list(records)
         self.featurize = featurize
@@ -126,11 +123,6 @@ class FeatureDataset(Dataset):
         self.augment = augment
         self.stores: dict[float, FeatureStore] = {}
         self.targets = [vocab.encode(r.text, source=r.path) for r in self.records]
-        self.inter_targets = (
-            [inter_vocab.encode(r.text, source=r.path) for r in self.records]
-            if inter_vocab is not None
-            else None
-        )
 
     def __len__(self) -> int:
         return len(self.records)
@@ -172,16 +164,6 @@ class FeatureDataset(Dataset):
         if self.spec_augment is not None:
             feats = self.spec_augment.apply(feats, rng)
         return feats, torch.tensor(self.targets[i], dtype=torch.long), i
-
-    def batch(self, idx: Sequence[int], rng: random.Random) -> dict[str, torch.Tensor]:
-        """Items ``idx`` collated (see :func:`collate`), with ``inter_targets`` and
-        ``inter_target_lengths`` when the dataset has an ``inter_vocab``."""
-        b = collate([self.item(i, rng) for i in idx])
-        if self.inter_targets is not None:
-            b["inter_targets"], b["inter_target_lengths"] = pad_targets(
-                [self.inter_targets[i] for i in idx]
-            )
-        return b
 
 
 def collate(
@@ -319,7 +301,7 @@ class _BatchFetcher(Dataset):
     def __getitem__(self, key: tuple[int, Sequence[int]]) -> dict[str, torch.Tensor]:
         seed, idx = key
         rng = random.Random(seed)
-        return self.ds.batch(idx, rng)
+        return collate([self.ds.item(i, rng) for i in idx])
 
 
 def _unbatched(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -348,7 +330,7 @@ def batch_stream(
     """
     if workers <= 0:
         for idx in batches:
-            b = ds.batch(idx, ds.rng)
+            b = collate([ds[i] for i in idx])
             yield {k: v.pin_memory() for k, v in b.items()} if pin_memory else b
         return
     keys = [(ds.rng.getrandbits(63), list(idx)) for idx in batches]

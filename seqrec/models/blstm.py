@@ -53,10 +53,7 @@ class ModelConfig:
     Komatsu 2021): the shared output layer reads the layer, and a linear map
     of the softmax is added back before the next layer, so upper layers see
     what the lower ones would emit. It acts in inference too; train it with
-    intermediate CTC losses on the same layers. ``inter_vocab_size`` > 0 gives
-    the tapped layers of intermediate CTC their own output layer over that many
-    symbols (hierarchical CTC: plain phones below, merged units on top); it is
-    used in training only.
+    intermediate CTC losses on the same layers.
     """
 
     input_dim: int
@@ -76,7 +73,6 @@ class ModelConfig:
     self_condition: tuple[int, ...] = ()
     blank_shift: float = 0.0
     locked_dropout: bool = False
-    inter_vocab_size: int = 0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: object = "model file") -> ModelConfig:
@@ -320,7 +316,6 @@ class BiLSTMCTC(nn.Module):
         drop = LockedDropout if cfg.locked_dropout else FastDropout
         self.dropout = drop(cfg.dropout)
         self.out = nn.Linear(dim, cfg.vocab_size)
-        self.inter_out = nn.Linear(dim, cfg.inter_vocab_size) if cfg.inter_vocab_size else None
         # Not in the state dict: the config (saved with the model) holds the values.
         shift = torch.zeros(cfg.vocab_size)
         shift[BLANK_ID] = cfg.blank_shift
@@ -371,11 +366,9 @@ class BiLSTMCTC(nn.Module):
             x = norm(lstm(self.dropout(x), lengths))
             cond = self.condition[str(k)] if str(k) in self.condition else None
             if k in taps or cond is not None:
-                h = self.dropout(x)
-                logits = self.out(h) if cond is not None or self.inter_out is None else None
+                logits = self.out(self.dropout(x))
                 if k in taps:
-                    tap = logits if self.inter_out is None else self.inter_out(h)
-                    inter.append(torch.log_softmax(tap, dim=-1))
+                    inter.append(torch.log_softmax(logits, dim=-1))
                 if cond is not None:
                     x = x + cond(torch.softmax(logits, dim=-1))
         return x, lengths, inter
