@@ -75,6 +75,11 @@ class TrainConfig:
     update applies to the clean weights), from the epoch that starts once
     ``weight_noise_start`` (a fraction, 0 to 1) of the schedule has passed:
     a regulariser of the recurrence itself, which dropout leaves alone.
+    ``speaker_adversary`` > 0 trains a frame-level speaker classifier on BiLSTM
+    layer ``speaker_adversary_layer`` (1-based) and sends its gradient to that
+    layer and the ones below reversed and scaled by up to this weight (rising
+    from 0 over the schedule), so that they learn features that hide the
+    speaker (see :mod:`seqrec.adversary`); training only.
     """
 
     out_dir: str = "exp/model"
@@ -106,6 +111,8 @@ class TrainConfig:
     entropy_weight: float = 0.0
     weight_noise: float = 0.0
     weight_noise_start: float = 0.0
+    speaker_adversary: float = 0.0
+    speaker_adversary_layer: int = 2
 
     def __post_init__(self) -> None:
         for name in ("weight_noise_start", "inter_ctc_weight"):
@@ -114,6 +121,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be in [0, 1), got {fraction}")
         if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0.0):
             raise ValueError(f"train.entropy_weight must be >= 0, got {self.entropy_weight}")
+        if not (math.isfinite(self.speaker_adversary) and self.speaker_adversary >= 0.0):
+            raise ValueError(f"train.speaker_adversary must be >= 0, got {self.speaker_adversary}")
         if not (math.isfinite(self.weight_noise) and self.weight_noise >= 0.0):
             raise ValueError(f"train.weight_noise must be >= 0, got {self.weight_noise}")
         if self.average_last < 0:

@@ -1,6 +1,6 @@
 """The training losses of one batch: CTC on the top layer, plus the optional
-intermediate CTC, confidence penalty and recurrent weight noise that
-``[train]`` settings switch on."""
+intermediate CTC, confidence penalty, speaker adversary and recurrent weight
+noise that ``[train]`` settings switch on."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
+from seqrec.adversary import SpeakerAdversary
 from seqrec.distributed import Runtime
 from seqrec.models.blstm import lengths_mask
 
@@ -20,15 +21,22 @@ def batch_loss(
     inter_layers: Sequence[int],
     inter_weight: float,
     entropy_weight: float,
+    adversary: SpeakerAdversary | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch's training loss and the top layer's CTC loss alone (see
     :func:`seqrec.training.train_epoch` for the options)."""
     tgt, tgt_len = b["targets"], b["target_lengths"]
-    with rt.autocast():
-        if inter_layers:
-            lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
-        else:
-            (lp, ol), inter = model(b["feats"], b["lengths"]), []
+    hook = adversary.capture(getattr(model, "module", model)) if adversary is not None else None
+    try:
+        with rt.autocast():
+            if inter_layers:
+                lp, ol, inter = model(b["feats"], b["lengths"], taps=tuple(inter_layers))
+            else:
+                (lp, ol), inter = model(b["feats"], b["lengths"]), []
+            adv = adversary.loss(ol, b["index"]) if adversary is not None else None
+    finally:
+        if hook is not None:
+            hook.remove()
     # CTC in float32 whatever the forward pass used: its log-sum-exps lose too much in 16 bits.
     losses = [ctc(x.float().transpose(0, 1), tgt, ol, tgt_len) for x in [lp, *inter]]
     loss = final = losses[0]
@@ -36,6 +44,9 @@ def batch_loss(
         loss = (1 - inter_weight) * final + inter_weight * torch.stack(losses[1:]).mean()
     if entropy_weight > 0:
         loss = loss - entropy_weight * frame_entropy(lp, ol)
+    if adv is not None:
+        # The classifier learns from it in full; the reversal scales what reaches the model.
+        loss = loss + adv
     return loss, final
 
 

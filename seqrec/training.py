@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from seqrec.adversary import SpeakerAdversary, ramp
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
 from seqrec.config import ExperimentConfig
 from seqrec.data.loader import FeatureDataset, batch_stream
@@ -66,6 +67,7 @@ def train_epoch(
     inter_weight: float = 0.0,
     entropy_weight: float = 0.0,
     weight_noise: float = 0.0,
+    adversary: SpeakerAdversary | None = None,
 ) -> tuple[float, int, int]:
     """One pass over ``batches`` (lists of dataset indices), ending early once ``stop()``.
 
@@ -81,7 +83,9 @@ def train_epoch(
     ``weight_noise`` > 0 adds Gaussian noise of that standard deviation to the
     recurrent layers' weight matrices for each step's forward and backward
     pass; the step itself updates the clean weights (see
-    :class:`~seqrec.losses.WeightNoise`). Returns (sum of per-item losses, items
+    :class:`~seqrec.losses.WeightNoise`). ``adversary`` adds its speaker
+    classifier's loss on the layer it reads, with the gradient reaching the
+    model reversed (see :mod:`seqrec.adversary`). Returns (sum of per-item losses, items
     used, steps skipped); the loss reported is the final layer's alone,
     comparable across settings.
     """
@@ -98,6 +102,7 @@ def train_epoch(
         inter_layers=inter_layers,
         inter_weight=inter_weight,
         entropy_weight=entropy_weight,
+        adversary=adversary,
     )
     noise = WeightNoise(model, weight_noise) if weight_noise > 0 else None
     try:
@@ -276,7 +281,22 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     lengths = [train_ds.length(i) for i in range(len(train_ds))]
     sampler = frame_sampler([lengths[i] for i in keep], tc, rt.env)
     steps_per_epoch = len(sampler)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    adversary = None
+    if tc.speaker_adversary > 0:
+        if rt.env.enabled:
+            raise ValueError("train.speaker_adversary needs single-process training")
+        if not 1 <= tc.speaker_adversary_layer <= model.cfg.layers:
+            raise ValueError(
+                f"train.speaker_adversary_layer {tc.speaker_adversary_layer} is not one of "
+                f"1..{model.cfg.layers} (the BiLSTM layers)"
+            )
+        adversary = SpeakerAdversary.for_records(
+            2 * model.cfg.hidden, train_ds.records, tc.speaker_adversary_layer
+        ).to(device)
+        if resume_payload is not None and "speaker_adversary" in resume_payload:
+            adversary.load_state_dict(resume_payload["speaker_adversary"])
+    trained = list(model.parameters()) + (list(adversary.parameters()) if adversary else [])
+    opt = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
     cycle = OneCycle(
         total_steps=max(1, tc.epochs * steps_per_epoch),
         warmup_fraction=tc.warmup_fraction,
@@ -320,6 +340,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 "history": json.dumps(history[:epoch]),
                 "data_rng": _listify(train_ds.rng.getstate()),
                 "torch_rng": torch.get_rng_state(),
+                **({"speaker_adversary": adversary.state_dict()} if adversary else {}),
             },
         )
 
@@ -337,11 +358,23 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
             "epoch_seconds": train_time,
             "skipped_steps": skipped,
         }
+        if adversary is not None:
+            adv_loss, adv_acc = adversary.take_stats()
+            row.update(
+                speaker_loss=adv_loss, speaker_frame_accuracy=adv_acc, reversal=adversary.scale
+            )
         history.append(row)
         dev_note = f" dev {metric} {100 * scores[metric]:.2f}%" if scores else ""
         log.info(
             "epoch %d loss %.3f%s (%.0f s)", epoch + 1, row["train_loss"], dev_note, train_time
         )
+        if adversary is not None:
+            log.info(
+                "speaker adversary: loss %.3f, %.1f%% of frames right, reversal %.3f",
+                row["speaker_loss"],
+                100 * row["speaker_frame_accuracy"],
+                row["reversal"],
+            )
         if scores and scores[metric] < best:
             best = scores[metric]
             recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
@@ -380,6 +413,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
             sampler.shuffle = epoch >= tc.sortagrad_epochs
             t0 = time.time()
             batches = [[keep[i] for i in b] for b in sampler]
+            if adversary is not None:
+                adversary.scale = tc.speaker_adversary * ramp(cycle.progress(sched.last_epoch))
             loss_sum, n, skipped = train_epoch(
                 net,
                 train_ds,
@@ -397,6 +432,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 inter_weight=tc.inter_ctc_weight,
                 entropy_weight=tc.entropy_weight,
                 weight_noise=weight_noise(epoch),
+                adversary=adversary,
             )
             train_time = time.time() - t0
             loss_sum, n, skipped = rt.all_sum(loss_sum, n, skipped)  # over all ranks

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from seqrec.adversary import NO_SPEAKER, SpeakerAdversary, ramp, reverse_gradient
 from seqrec.config import experiment_from_dict
 from seqrec.data.manifest import Record, write_manifest
 from seqrec.evaluate import evaluate
+from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.recognizer import Recognizer
 from seqrec.training import train
 
@@ -531,3 +533,122 @@ def test_tune_lm_tool_tunes_on_the_speakers_training_held_out(tmp_path, capsys, 
     rest, dev = split_by_speaker(read_manifest(m), 2, 0)  # the model file's split
     assert f"dev: {len(dev)} items held out" in capsys.readouterr().out
     assert read_manifest(out / "lm_train_part.jsonl") == rest
+
+
+# Speaker-adversarial training
+
+
+def test_reverse_gradient_is_the_identity_forwards_and_flips_backwards():
+    x = torch.randn(3, 4, requires_grad=True)
+    w = torch.randn(3, 4)
+    y = reverse_gradient(x, 0.25)
+    assert torch.equal(y, x)
+    (y * w).sum().backward()
+    assert torch.allclose(x.grad, -0.25 * w)
+
+
+def test_ramp_rises_from_zero_towards_one():
+    values = [ramp(p / 10) for p in range(11)]
+    assert values[0] == 0.0 and values[-1] == pytest.approx(1.0, abs=1e-4)
+    assert all(a < b for a, b in zip(values, values[1:], strict=False))
+    assert ramp(-1.0) == 0.0 and ramp(2.0) == ramp(1.0)
+
+
+def test_speaker_classes_come_from_the_records():
+    recs = [
+        Record("a", "a.wav", "x", speaker="s2"),
+        Record("b", "b.wav", "x", speaker=None),
+        Record("c", "c.wav", "x", speaker="s1"),
+        Record("d", "d.wav", "x", speaker="s2"),
+    ]
+    adv = SpeakerAdversary.for_records(8, recs, layer=1)
+    assert adv.labels.tolist() == [1, NO_SPEAKER, 0, 1]
+    assert adv.net[-1].out_features == 2
+    with pytest.raises(ValueError, match="at least 2 training speakers"):
+        SpeakerAdversary.for_records(8, recs[:2], layer=1)
+
+
+def _captured_loss(scale: float):
+    torch.manual_seed(0)
+    model = BiLSTMCTC(ModelConfig(4, 5, hidden=3, layers=2))
+    adv = SpeakerAdversary(6, [0, 1, NO_SPEAKER], num_speakers=2, layer=1)
+    adv.scale = scale
+    feats = torch.randn(3, 7, 4)
+    lengths = torch.tensor([7, 4, 6])
+    hook = adv.capture(model)
+    model(feats, lengths)
+    hook.remove()
+    h = adv._captured
+    loss = adv.loss(lengths, torch.tensor([0, 1, 2]))
+    return model, adv, h, loss
+
+
+def test_loss_counts_the_valid_frames_of_items_with_a_speaker():
+    model, adv, h, loss = _captured_loss(1.0)
+    assert h.shape == (3, 7, 6)  # the first BiLSTM layer's output, after its LayerNorm
+    with torch.no_grad():
+        expected = torch.cat(
+            [
+                torch.nn.functional.cross_entropy(
+                    adv.net(h[0, :7]), torch.zeros(7, dtype=int), reduction="none"
+                ),
+                torch.nn.functional.cross_entropy(
+                    adv.net(h[1, :4]), torch.ones(4, dtype=int), reduction="none"
+                ),
+            ]
+        ).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    mean_loss, accuracy = adv.take_stats()
+    assert mean_loss == pytest.approx(expected.item(), rel=1e-5)
+    assert 0.0 <= accuracy <= 1.0 and adv.take_stats() == (0.0, 0.0)
+
+
+def test_the_model_gets_the_classifier_gradient_reversed_and_scaled():
+    def grads(scale):
+        model, adv, _, loss = _captured_loss(scale)
+        loss.backward()
+        lstm = model.lstms[0].fwd.weight_ih_l0.grad.clone()
+        return lstm, adv.net[0].weight.grad.clone()
+
+    lstm_plain, clf_plain = grads(-1.0)  # scale -1: an ordinary gradient
+    lstm_rev, clf_rev = grads(0.5)
+    assert torch.allclose(clf_rev, clf_plain)  # the classifier learns as usual
+    assert torch.allclose(lstm_rev, -0.5 * lstm_plain, atol=1e-7)
+    assert lstm_plain.abs().sum() > 0
+
+
+def test_loss_without_capture_is_an_error():
+    adv = SpeakerAdversary(6, [0, 1], num_speakers=2, layer=1)
+    with pytest.raises(RuntimeError, match="capture"):
+        adv.loss(torch.tensor([3]), torch.tensor([0]))
+
+
+def test_adversarial_run_trains_logs_and_resumes(tmp_path):
+    m = _manifest(tmp_path, [(d, s, 0) for d in range(3) for s in ("jackson", "theo")])
+    cfg = _config(tmp_path, m, epochs=3, speaker_adversary=0.5, speaker_adversary_layer=1)
+    train(cfg)
+    out = tmp_path / "model"
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["skipped_steps"] == 0 for r in rows)
+    assert all(math.isfinite(r["speaker_loss"]) and r["speaker_loss"] > 0 for r in rows)
+    assert rows[0]["reversal"] == 0.0 and 0 < rows[1]["reversal"] < rows[2]["reversal"] <= 0.5
+    last = torch.load(out / "last.pt", weights_only=False)
+    assert set(last["speaker_adversary"]) >= {"net.0.weight", "labels"}
+    assert "speaker_adversary" not in torch.load(out / "best.pt", weights_only=False)
+    # More epochs continue from last.pt, classifier and optimiser state included.
+    train(_config(tmp_path, m, epochs=4, speaker_adversary=0.5, speaker_adversary_layer=1))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"speaker_adversary": -0.1}, "speaker_adversary must be"),
+        ({"speaker_adversary": 0.1, "speaker_adversary_layer": 2}, "not one of 1..1"),
+    ],
+)
+def test_adversary_settings_are_checked(tmp_path, settings, message):
+    m = _manifest(tmp_path, [(0, "jackson", 0), (1, "theo", 0)])
+    with pytest.raises(ValueError, match=message):
+        train(_config(tmp_path, m, epochs=1, **settings))
