@@ -50,12 +50,21 @@ class SpeakerAdversary(nn.Module):
     when it has none); ``scale`` is the current strength of the reversal.
     :meth:`capture` hooks layer ``layer`` (1-based, after its LayerNorm) of a
     model for one forward pass; :meth:`loss` then gives the classifier's
-    cross-entropy on the captured frames, with the reversed gradient below it.
+    cross-entropy on the captured frames, with the reversed gradient below it;
+    with ``pool`` it classifies each item once, from the mean of its frames (a
+    far easier task than one frame, so a stronger adversary).
     Running totals of that loss and of the frames classified right are kept
     for the training log (:meth:`take_stats`).
     """
 
-    def __init__(self, dim: int, labels: Sequence[int], num_speakers: int, layer: int) -> None:
+    def __init__(
+        self,
+        dim: int,
+        labels: Sequence[int],
+        num_speakers: int,
+        layer: int,
+        pool: bool = False,
+    ) -> None:
         super().__init__()
         if num_speakers < 2:
             raise ValueError(
@@ -63,19 +72,22 @@ class SpeakerAdversary(nn.Module):
                 f"got {num_speakers}"
             )
         self.layer = layer
+        self.pool = pool
         self.net = nn.Sequential(nn.Linear(dim, 256), nn.ReLU(), nn.Linear(256, num_speakers))
         self.register_buffer("labels", torch.as_tensor(list(labels), dtype=torch.long))
         self.scale = 0.0
         self._captured: torch.Tensor | None = None
-        self._stats = [0.0, 0, 0]  # loss x frames, frames right, frames
+        self._stats = [0.0, 0, 0]  # loss x frames, classified right, classified
 
     @classmethod
-    def for_records(cls, dim: int, records: Sequence[Record], layer: int) -> SpeakerAdversary:
+    def for_records(
+        cls, dim: int, records: Sequence[Record], layer: int, pool: bool = False
+    ) -> SpeakerAdversary:
         """One class per distinct speaker of ``records`` (sorted by name)."""
         names = sorted({r.speaker for r in records if r.speaker})
         index = {s: k for k, s in enumerate(names)}
         labels = [index[r.speaker] if r.speaker else NO_SPEAKER for r in records]
-        return cls(dim, labels, len(names), layer)
+        return cls(dim, labels, len(names), layer, pool)
 
     def capture(self, model: nn.Module) -> torch.utils.hooks.RemovableHandle:
         """Keep layer ``layer``'s output of the next forward pass of ``model``."""
@@ -92,15 +104,22 @@ class SpeakerAdversary(nn.Module):
 
     def loss(self, lengths: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the valid frames of the captured layer output
-        ``(B, T, C)``, ``lengths`` frames each, items ``index`` of the dataset."""
+        ``(B, T, C)``, ``lengths`` frames each, items ``index`` of the dataset
+        (with ``pool``: over the items, each classified from its mean frame)."""
         h, self._captured = self._captured, None
         if h is None:
             raise RuntimeError("no layer output captured: call capture() before the forward pass")
-        logits = self.net(reverse_gradient(h, self.scale)).float()
+        h = reverse_gradient(h, self.scale)
         valid = lengths_mask(lengths.to(h.device), h.shape[1])
-        target = self.labels.to(h.device)[index.to(h.device)][:, None].expand(-1, h.shape[1])
-        target = torch.where(valid, target, torch.full_like(target, NO_SPEAKER))
-        flat = target.reshape(-1)
+        target = self.labels.to(h.device)[index.to(h.device)]
+        if self.pool:
+            mean = (h * valid[:, :, None]).sum(1) / lengths.to(h.device).clamp(min=1)[:, None]
+            logits = self.net(mean).float()
+            flat = target
+        else:
+            logits = self.net(h).float()
+            target = target[:, None].expand(-1, h.shape[1])
+            flat = torch.where(valid, target, torch.full_like(target, NO_SPEAKER)).reshape(-1)
         counted = flat != NO_SPEAKER
         n = int(counted.sum())
         if n == 0:
@@ -114,7 +133,8 @@ class SpeakerAdversary(nn.Module):
         return ce / n
 
     def take_stats(self) -> tuple[float, float]:
-        """(mean loss, frame accuracy) since the last call; both 0 when nothing ran."""
+        """(mean loss, share classified right: frames, or items when pooled) since
+        the last call; both 0 when nothing ran."""
         total, right, n = self._stats
         self._stats = [0.0, 0, 0]
         return (total / n, right / n) if n else (0.0, 0.0)

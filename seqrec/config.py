@@ -79,7 +79,8 @@ class TrainConfig:
     layer ``speaker_adversary_layer`` (1-based) and sends its gradient to that
     layer and the ones below reversed and scaled by up to this weight (rising
     from 0 over the schedule), so that they learn features that hide the
-    speaker (see :mod:`seqrec.adversary`); training only.
+    speaker (see :mod:`seqrec.adversary`); training only. With
+    ``speaker_adversary_pool`` the classifier reads each item's mean frame instead.
     """
 
     out_dir: str = "exp/model"
@@ -113,6 +114,7 @@ class TrainConfig:
     weight_noise_start: float = 0.0
     speaker_adversary: float = 0.0
     speaker_adversary_layer: int = 2
+    speaker_adversary_pool: bool = False
 
     def __post_init__(self) -> None:
         for name in ("weight_noise_start", "inter_ctc_weight"):

@@ -291,7 +291,10 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 f"1..{model.cfg.layers} (the BiLSTM layers)"
             )
         adversary = SpeakerAdversary.for_records(
-            2 * model.cfg.hidden, train_ds.records, tc.speaker_adversary_layer
+            2 * model.cfg.hidden,
+            train_ds.records,
+            tc.speaker_adversary_layer,
+            pool=tc.speaker_adversary_pool,
         ).to(device)
         if resume_payload is not None and "speaker_adversary" in resume_payload:
             adversary.load_state_dict(resume_payload["speaker_adversary"])
@@ -360,9 +363,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         }
         if adversary is not None:
             adv_loss, adv_acc = adversary.take_stats()
-            row.update(
-                speaker_loss=adv_loss, speaker_frame_accuracy=adv_acc, reversal=adversary.scale
-            )
+            row.update(speaker_loss=adv_loss, speaker_accuracy=adv_acc, reversal=adversary.scale)
         history.append(row)
         dev_note = f" dev {metric} {100 * scores[metric]:.2f}%" if scores else ""
         log.info(
@@ -370,9 +371,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         )
         if adversary is not None:
             log.info(
-                "speaker adversary: loss %.3f, %.1f%% of frames right, reversal %.3f",
+                "speaker adversary: loss %.3f, %.1f%% right, reversal %.3f",
                 row["speaker_loss"],
-                100 * row["speaker_frame_accuracy"],
+                100 * row["speaker_accuracy"],
                 row["reversal"],
             )
         if scores and scores[metric] < best:

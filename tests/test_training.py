@@ -568,10 +568,10 @@ def test_speaker_classes_come_from_the_records():
         SpeakerAdversary.for_records(8, recs[:2], layer=1)
 
 
-def _captured_loss(scale: float):
+def _captured_loss(scale: float, pool: bool = False):
     torch.manual_seed(0)
     model = BiLSTMCTC(ModelConfig(4, 5, hidden=3, layers=2))
-    adv = SpeakerAdversary(6, [0, 1, NO_SPEAKER], num_speakers=2, layer=1)
+    adv = SpeakerAdversary(6, [0, 1, NO_SPEAKER], num_speakers=2, layer=1, pool=pool)
     adv.scale = scale
     feats = torch.randn(3, 7, 4)
     lengths = torch.tensor([7, 4, 6])
@@ -601,6 +601,15 @@ def test_loss_counts_the_valid_frames_of_items_with_a_speaker():
     mean_loss, accuracy = adv.take_stats()
     assert mean_loss == pytest.approx(expected.item(), rel=1e-5)
     assert 0.0 <= accuracy <= 1.0 and adv.take_stats() == (0.0, 0.0)
+
+
+def test_pooled_loss_classifies_each_item_from_its_mean_frame():
+    _, adv, h, loss = _captured_loss(1.0, pool=True)
+    with torch.no_grad():
+        means = torch.stack([h[0, :7].mean(0), h[1, :4].mean(0)])
+        expected = torch.nn.functional.cross_entropy(adv.net(means), torch.tensor([0, 1]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert adv.take_stats()[1] in (0.0, 0.5, 1.0)  # two items classified
 
 
 def test_the_model_gets_the_classifier_gradient_reversed_and_scaled():
@@ -636,7 +645,16 @@ def test_adversarial_run_trains_logs_and_resumes(tmp_path):
     assert set(last["speaker_adversary"]) >= {"net.0.weight", "labels"}
     assert "speaker_adversary" not in torch.load(out / "best.pt", weights_only=False)
     # More epochs continue from last.pt, classifier and optimiser state included.
-    train(_config(tmp_path, m, epochs=4, speaker_adversary=0.5, speaker_adversary_layer=1))
+    train(
+        _config(
+            tmp_path,
+            m,
+            epochs=4,
+            speaker_adversary=0.5,
+            speaker_adversary_layer=1,
+            speaker_adversary_pool=True,  # the classifier's weights are the same either way
+        )
+    )
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
 
