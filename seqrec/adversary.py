@@ -132,6 +132,24 @@ class SpeakerAdversary(nn.Module):
             self._stats[2] += n
         return ce / n
 
+    def share_across_ranks(self, world_size: int) -> None:
+        """Keep the classifier identical on every rank of a distributed run: it
+        starts from rank 0's weights, and each gradient is averaged over the ranks
+        as soon as it is accumulated (what DDP does for the model, which the
+        classifier is not part of)."""
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            for p in self.parameters():
+                dist.broadcast(p, src=0)
+
+        def average(p: torch.Tensor) -> None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(world_size)
+
+        for p in self.parameters():
+            p.register_post_accumulate_grad_hook(average)
+
     def take_stats(self) -> tuple[float, float]:
         """(mean loss, share classified right: frames, or items when pooled) since
         the last call; both 0 when nothing ran."""

@@ -283,8 +283,6 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     steps_per_epoch = len(sampler)
     adversary = None
     if tc.speaker_adversary > 0:
-        if rt.env.enabled:
-            raise ValueError("train.speaker_adversary needs single-process training")
         if not 1 <= tc.speaker_adversary_layer <= model.cfg.layers:
             raise ValueError(
                 f"train.speaker_adversary_layer {tc.speaker_adversary_layer} is not one of "
@@ -298,6 +296,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         ).to(device)
         if resume_payload is not None and "speaker_adversary" in resume_payload:
             adversary.load_state_dict(resume_payload["speaker_adversary"])
+        if rt.env.enabled:
+            adversary.share_across_ranks(rt.env.world_size)
     trained = list(model.parameters()) + (list(adversary.parameters()) if adversary else [])
     opt = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
     cycle = OneCycle(
@@ -465,6 +465,9 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     if rt.env.enabled:
         digest = rt.check_replicas(model)
         log.info("weights identical on all %d ranks (sha256 %s)", rt.env.world_size, digest[:16])
+        if adversary is not None:
+            digest = rt.check_replicas(adversary)
+            log.info("speaker classifier identical on all ranks (sha256 %s)", digest[:16])
     return out / "best.pt"
 
 

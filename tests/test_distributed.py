@@ -111,12 +111,15 @@ def test_diverged_replicas_are_caught(tmp_path):
         assert report.startswith("CAUGHT model replicas differ"), report
 
 
-def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path, tone):
+@pytest.mark.parametrize("adversary", [False, True], ids=["plain", "speaker_adversary"])
+def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path, tone, adversary):
     words = ["LOW", "HIGH", "LOW HIGH", "HIGH LOW", "LOW LOW", "HIGH HIGH"]
     recs = []
     for i, w in enumerate(words):
         path = tone(tmp_path / f"u{i}.wav", 0.3 + 0.1 * i, 8000, 250 + 150 * i, seed=i)
-        recs.append(Record(f"u{i}", str(path), w))
+        recs.append(Record(f"u{i}", str(path), w, speaker=f"s{i % 3}"))
+    # The speaker classifier sits outside DDP: its gradients are averaged by hand.
+    extra = "speaker_adversary = 0.5\nspeaker_adversary_layer = 1" if adversary else ""
     write_manifest(tmp_path / "m.jsonl", recs)
     config = tmp_path / "c.toml"
     config.write_text(
@@ -146,6 +149,7 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path, tone):
             lr = 1e-2
             """
         )
+        + extra
     )
     done = _torchrun("-m", "seqrec.cli", "train", str(config))
     log = done.stderr
@@ -158,3 +162,5 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path, tone):
     assert len((model / "metrics.jsonl").read_text().splitlines()) == 2
     last = torch.load(model / "last.pt", weights_only=True)
     assert last["epoch"] == 2
+    assert ("speaker_adversary" in last) == adversary
+    assert ("speaker classifier identical on all ranks" in log) == adversary
