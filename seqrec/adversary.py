@@ -89,18 +89,27 @@ class SpeakerAdversary(nn.Module):
         labels = [index[r.speaker] if r.speaker else NO_SPEAKER for r in records]
         return cls(dim, labels, len(names), layer, pool)
 
+    @classmethod
+    def for_model(
+        cls, model: nn.Module, records: Sequence[Record], layer: int, pool: bool = False
+    ) -> SpeakerAdversary:
+        """:meth:`for_records` for BiLSTM layer ``layer`` (1-based) of ``model``
+        (a :class:`~seqrec.models.blstm.BiLSTMCTC`), checked to exist."""
+        layers = len(model.norms)
+        if not 1 <= layer <= layers:
+            raise ValueError(
+                f"train.speaker_adversary_layer {layer} is not one of 1..{layers} "
+                f"(the BiLSTM layers)"
+            )
+        return cls.for_records(2 * model.cfg.hidden, records, layer, pool)
+
     def capture(self, model: nn.Module) -> torch.utils.hooks.RemovableHandle:
         """Keep layer ``layer``'s output of the next forward pass of ``model``."""
-        norms = model.norms
-        if not 1 <= self.layer <= len(norms):
-            raise ValueError(
-                f"train.speaker_adversary_layer {self.layer} is not one of 1..{len(norms)}"
-            )
 
         def keep(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
             self._captured = output
 
-        return norms[self.layer - 1].register_forward_hook(keep)
+        return model.norms[self.layer - 1].register_forward_hook(keep)
 
     def loss(self, lengths: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the valid frames of the captured layer output
@@ -110,23 +119,24 @@ class SpeakerAdversary(nn.Module):
         if h is None:
             raise RuntimeError("no layer output captured: call capture() before the forward pass")
         h = reverse_gradient(h, self.scale)
-        valid = lengths_mask(lengths.to(h.device), h.shape[1])
+        lengths = lengths.to(h.device)
+        valid = lengths_mask(lengths, h.shape[1])
         target = self.labels.to(h.device)[index.to(h.device)]
         if self.pool:
-            mean = (h * valid[:, :, None]).sum(1) / lengths.to(h.device).clamp(min=1)[:, None]
+            mean = (h * valid[:, :, None]).sum(1) / lengths.clamp(min=1)[:, None]
             logits = self.net(mean).float()
             flat = target
         else:
-            logits = self.net(h).float()
             target = target[:, None].expand(-1, h.shape[1])
             flat = torch.where(valid, target, torch.full_like(target, NO_SPEAKER)).reshape(-1)
+            logits = self.net(h).float().reshape(flat.numel(), -1)
         counted = flat != NO_SPEAKER
         n = int(counted.sum())
         if n == 0:
             return logits.sum() * 0.0
-        ce = nn.functional.cross_entropy(logits.reshape(flat.numel(), -1), flat, reduction="sum")
+        ce = nn.functional.cross_entropy(logits, flat, reduction="sum")
         with torch.no_grad():
-            right = (logits.reshape(flat.numel(), -1).argmax(-1) == flat) & counted
+            right = (logits.argmax(-1) == flat) & counted
             self._stats[0] += float(ce)
             self._stats[1] += int(right.sum())
             self._stats[2] += n

@@ -220,12 +220,14 @@ class Runtime:
         params: Iterable[torch.nn.Parameter],
         grad_clip: float,
         after_backward: Callable[[], None] | None = None,
+        unclipped: Iterable[torch.nn.Parameter] = (),
     ) -> bool:
         """Backward, clip and optimiser step; False (weights unchanged) when not finite.
 
         ``after_backward`` runs between the backward pass and the step (when
         there is a backward pass). A loss that is not finite on any rank skips
-        the step on all of them.
+        the step on all of them. ``unclipped`` are further parameters ``opt``
+        updates: their gradients are not clipped but must be finite too.
         Gradients are identical on every rank after DDP's all-reduce, so the
         finite-gradient check agrees by itself.
         """
@@ -236,7 +238,9 @@ class Runtime:
             after_backward()
         self.scaler.unscale_(opt)
         norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        ok = bool(torch.isfinite(norm))
+        ok = bool(torch.isfinite(norm)) and all(
+            bool(torch.isfinite(p.grad).all()) for p in unclipped if p.grad is not None
+        )
         if self.scaler.is_enabled():
             self.scaler.step(opt)  # skips the update itself when gradients overflowed
             self.scaler.update()

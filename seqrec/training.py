@@ -113,7 +113,14 @@ def train_epoch(
             loss, final = step_loss(model, b)
             opt.zero_grad(set_to_none=True)
             restore = noise.remove if noise is not None else None
-            stepped = rt.backward_step(loss, opt, model.parameters(), grad_clip, restore)
+            stepped = rt.backward_step(
+                loss,
+                opt,
+                model.parameters(),
+                grad_clip,
+                restore,
+                unclipped=adversary.parameters() if adversary is not None else (),
+            )
             if noise is not None:
                 noise.remove()  # a no-op when the step already did it
             if not stepped:
@@ -283,16 +290,8 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     steps_per_epoch = len(sampler)
     adversary = None
     if tc.speaker_adversary > 0:
-        if not 1 <= tc.speaker_adversary_layer <= model.cfg.layers:
-            raise ValueError(
-                f"train.speaker_adversary_layer {tc.speaker_adversary_layer} is not one of "
-                f"1..{model.cfg.layers} (the BiLSTM layers)"
-            )
-        adversary = SpeakerAdversary.for_records(
-            2 * model.cfg.hidden,
-            train_ds.records,
-            tc.speaker_adversary_layer,
-            pool=tc.speaker_adversary_pool,
+        adversary = SpeakerAdversary.for_model(
+            model, train_ds.records, tc.speaker_adversary_layer, pool=tc.speaker_adversary_pool
         ).to(device)
         if resume_payload is not None and "speaker_adversary" in resume_payload:
             adversary.load_state_dict(resume_payload["speaker_adversary"])

@@ -80,6 +80,35 @@ def test_a_lone_runtime_agrees_with_itself():
     assert rt.check_replicas(m) != weights_digest(torch.nn.Linear(3, 2))
 
 
+def test_a_step_with_a_non_finite_unclipped_gradient_changes_nothing():
+    torch.manual_seed(0)
+    rt = Runtime("cpu")
+    model, extra = torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD([*model.parameters(), *extra.parameters()], lr=0.1)
+    x = torch.randn(4, 3)
+
+    def step(poison: bool) -> bool:
+        # The poison is an infinite gradient for ``extra``'s bias alone: the loss
+        # and ``model``'s gradients stay finite.
+        hook = extra.bias.register_hook(lambda g: torch.full_like(g, float("inf")))
+        if not poison:
+            hook.remove()
+        try:
+            loss = extra(model(x)).pow(2).mean()
+            return rt.backward_step(
+                loss, opt, model.parameters(), 1.0, unclipped=extra.parameters()
+            )
+        finally:
+            hook.remove()
+
+    before = [p.detach().clone() for p in [*model.parameters(), *extra.parameters()]]
+    assert not step(poison=True)
+    after = [*model.parameters(), *extra.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    opt.zero_grad()
+    assert step(poison=False)
+
+
 def test_diverged_replicas_are_caught(tmp_path):
     script = tmp_path / "drift.py"
     script.write_text(
