@@ -121,12 +121,10 @@ class TrainConfig:
             fraction = getattr(self, name)
             if not 0.0 <= fraction < 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1), got {fraction}")
-        if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0.0):
-            raise ValueError(f"train.entropy_weight must be >= 0, got {self.entropy_weight}")
-        if not (math.isfinite(self.speaker_adversary) and self.speaker_adversary >= 0.0):
-            raise ValueError(f"train.speaker_adversary must be >= 0, got {self.speaker_adversary}")
-        if not (math.isfinite(self.weight_noise) and self.weight_noise >= 0.0):
-            raise ValueError(f"train.weight_noise must be >= 0, got {self.weight_noise}")
+        for name in ("entropy_weight", "speaker_adversary", "weight_noise"):
+            weight = getattr(self, name)
+            if not (math.isfinite(weight) and weight >= 0.0):
+                raise ValueError(f"train.{name} must be >= 0, got {weight}")
         if self.average_last < 0:
             raise ValueError(f"train.average_last must be 0 or more, got {self.average_last}")
         if self.amp not in AMP_MODES:
