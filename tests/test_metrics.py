@@ -108,3 +108,53 @@ def test_error_breakdown_by_the_training_count_of_each_word(tmp_path, capsys, to
     assert "  word seen 1-4 times\t5\t40.00 %" in out and "  word seen never\t2\t0.00 %" in out
     with pytest.raises(SystemExit):
         bt.main([str(path), *args])  # --by-word-count needs --lexicon
+
+
+def test_error_breakdown_bootstrap_intervals_and_paired_comparison(tmp_path, capsys, tool):
+    import json
+    import re
+
+    bt = tool("error_breakdown")
+    items = [
+        {"id": "1", "path": "/d/SPK1/1.wav", "ref": "AH B K", "hyp": "AH K"},
+        {"id": "2", "path": "/d/SPK1/2.wav", "ref": "S T", "hyp": "S T IY"},
+        {"id": "3", "path": "/d/SPK2/3.wav", "ref": "M N OW", "hyp": "M L OW"},
+        {"id": "4", "path": "/d/SPK2/4.wav", "ref": "OW", "hyp": "", "error": "unreadable"},
+    ]
+    report = {"summary": {"per": 4 / 9}, "items": items}
+    mine = bt.errors_per_group(report)
+    assert mine == {"SPK1": (5, 2), "SPK2": (4, 2)}
+    assert bt.errors_per_group(report, group="none") == {
+        "1": (3, 1), "2": (2, 1), "3": (3, 1), "4": (1, 1)
+    }  # fmt: skip
+    # Every draw lies between the two speakers' rates and hits both extremes.
+    draws = bt.bootstrap(mine, resamples=400)
+    assert draws == sorted(draws) and len(draws) == 400
+    assert draws[0] == pytest.approx(40.0) and draws[-1] == pytest.approx(50.0)
+    assert bt.percentile_interval([float(i) for i in range(101)]) == (2.0, 98.0)
+    assert bt.bootstrap(mine, resamples=50, seed=3) == bt.bootstrap(mine, resamples=50, seed=3)
+    # A model right on SPK2 and as wrong on SPK1: no paired draw goes against it,
+    # and only draws of SPK1 alone (a quarter) tie.
+    better = [dict(i, hyp=i["ref"]) if "SPK2" in i["path"] else i for i in items]
+    theirs = bt.errors_per_group({"items": better})
+    diffs = bt.bootstrap(theirs, mine, resamples=400)
+    assert all(d <= 0 for d in diffs) and diffs[0] == pytest.approx(-50.0)
+    assert 0.65 < sum(d < 0 for d in diffs) / 400 < 0.85
+    assert bt.bootstrap(mine, mine, resamples=20) == [0.0] * 20
+    with pytest.raises(ValueError, match="at least one group"):
+        bt.bootstrap({})
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"summary": {"per": 2 / 9}, "items": better}))
+    b.write_text(json.dumps(report))
+    bt.main([str(a), "--compare", str(b), "--interval", "500"])
+    out = capsys.readouterr().out
+    assert "95 % interval (500 resamples of 2 groups): 0.00-40.00 %" in out
+    assert f"against {b} (44.44 %): difference -22.22 points" in out
+    assert 65 < float(re.search(r"this report lower in ([\d.]+) % of resamples", out)[1]) < 85
+    # Reports of different items, or of other references, cannot be paired.
+    b.write_text(json.dumps({"items": items[:3]}))
+    with pytest.raises(SystemExit, match="different items"):
+        bt.main([str(a), "--compare", str(b)])
+    b.write_text(json.dumps({"items": [dict(items[0], ref="AH")] + items[1:]}))
+    with pytest.raises(SystemExit, match="another reference"):
+        bt.main([str(a), "--compare", str(b)])

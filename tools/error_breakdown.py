@@ -28,16 +28,31 @@ The report's items then need their word transcripts (``ref_words``, which
 its words, each said with one of its lexicon pronunciations; an item whose
 phones no such choice spells out is left out and counted. An inserted phone
 counts with the word of the reference phone after it.
+
+``--interval N`` adds a 95 % interval for the error rate from N bootstrap
+resamples of the groups (speakers; items with ``--group none``): errors of one
+speaker go together, so resampling speakers, not phones, tells how far the
+figure would move on another draw of test speakers. ``--compare OTHER_REPORT``
+(another model's report on the same items) prints the difference between the
+two error rates with its paired interval, resampling the same groups for both,
+and the share of resamples in which this report's error is the lower:
+
+    python tools/error_breakdown.py exp/a/test_report.json \
+        --compare exp/b/test_report.json --interval 10000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import shlex
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+
+import editdistance
 
 from seqrec.data.manifest import read_manifest
 from seqrec.lexicon import Lexicon, read_lexicon
@@ -145,6 +160,64 @@ def rate(counts: dict[str, int]) -> float:
     return 100.0 * errors / counts["ref"] if counts["ref"] else 0.0
 
 
+def errors_per_group(report: dict, unit: str = "auto", group: str = "parent") -> dict:
+    """``{group: (reference units, errors)}`` with items grouped as in
+    ``breakdown`` (the audio's folder), or one group per item id when ``group``
+    is ``none``."""
+    if unit == "auto":
+        unit = "char" if "cer" in report.get("summary", {}) else "token"
+    split = "char" if unit == "char" else "word"
+    out: dict[str, tuple[int, int]] = {}
+    for item in report["items"]:
+        ref, hyp = tokenize(item["ref"], split), tokenize(item.get("hyp", ""), split)
+        key = Path(item.get("path", "")).parent.name if group == "parent" else str(item["id"])
+        n, e = out.get(key, (0, 0))
+        out[key] = (n + len(ref), e + editdistance.eval(ref, hyp))
+    return out
+
+
+def paired(report: dict, other: dict) -> None:
+    """Raise ValueError unless both reports score the same items against the
+    same references."""
+    a = {str(i["id"]): i["ref"] for i in report["items"]}
+    b = {str(i["id"]): i["ref"] for i in other["items"]}
+    if a.keys() != b.keys():
+        missing = len(a.keys() ^ b.keys())
+        raise ValueError(f"the reports score different items ({missing} not in both)")
+    differ = [k for k in a if a[k] != b[k]]
+    if differ:
+        raise ValueError(f"item {differ[0]!r} has another reference in each report")
+
+
+def bootstrap(
+    counts: dict, other: dict | None = None, resamples: int = 10000, seed: int = 0
+) -> list[float]:
+    """The error rate (%) of each of ``resamples`` draws of the groups of
+    ``counts`` with replacement, sorted. With ``other`` (the same groups,
+    another model's errors) each value is the difference of the two rates on
+    the same draw, this one's minus the other's."""
+    keys = sorted(counts)
+    if not keys or resamples < 1:
+        raise ValueError("a bootstrap needs at least one group and one resample")
+    rng = random.Random(seed)
+    stats = []
+    for _ in range(resamples):
+        draw = [keys[rng.randrange(len(keys))] for _ in keys]
+        ref = sum(counts[k][0] for k in draw) or 1
+        stat = 100.0 * sum(counts[k][1] for k in draw) / ref
+        if other is not None:
+            stat -= 100.0 * sum(other[k][1] for k in draw) / ref
+        stats.append(stat)
+    return sorted(stats)
+
+
+def percentile_interval(stats: list[float], mass: float = 0.95) -> tuple[float, float]:
+    """The central ``mass`` of sorted ``stats``, rounded outwards: (low, high)."""
+    tail = (1.0 - mass) / 2
+    last = len(stats) - 1
+    return stats[math.floor(tail * last)], stats[math.ceil((1.0 - tail) * last)]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -155,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--confusions", type=int, default=0, metavar="N")
     ap.add_argument("--by-word-count", type=Path, metavar="TRAIN_MANIFEST")
     ap.add_argument("--lexicon", type=Path)
+    ap.add_argument("--interval", type=int, default=0, metavar="N")
+    ap.add_argument("--compare", type=Path, metavar="OTHER_REPORT")
     args = ap.parse_args(argv)
     if args.by_word_count and not args.lexicon:
         ap.error("--by-word-count needs --lexicon")
@@ -180,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
             for what, count in result["confusions"][op].most_common(args.confusions):
                 shown = f"{what[0]} -> {what[1]}" if op == "sub" else what
                 print(f"  {shown}\t{count}\t{100 * count / errors:.1f} %")
+    if args.interval > 0 or args.compare:
+        interval(report, args)
     if args.by_word_count:
         train_words = Counter(
             w.upper() for r in read_manifest(args.by_word_count) for w in (r.words or "").split()
@@ -192,6 +269,35 @@ def main(argv: list[str] | None = None) -> None:
         )
         for label, counts in bands.items():
             print(f"  word seen {label}\t{counts['ref']}\t{rate(counts):.2f} %")
+
+
+def interval(report: dict, args: argparse.Namespace) -> None:
+    """Print the bootstrap interval of the error rate, and with ``--compare``
+    the paired difference from the other report."""
+    resamples = args.interval or 10000
+    mine = errors_per_group(report, args.unit, args.group)
+    what = "items" if args.group == "none" else "groups"
+    low, high = percentile_interval(bootstrap(mine, resamples=resamples))
+    print(f"95 % interval ({resamples} resamples of {len(mine)} {what}): {low:.2f}-{high:.2f} %")
+    if not args.compare:
+        return
+    other = json.loads(args.compare.read_text())
+    try:
+        paired(report, other)
+    except ValueError as e:
+        raise SystemExit(f"error: {args.compare}: {e}") from None
+    theirs = errors_per_group(other, args.unit, args.group)
+    ref = max(sum(n for n, _ in mine.values()), 1)
+    rate_mine = 100.0 * sum(e for _, e in mine.values()) / ref
+    rate_theirs = 100.0 * sum(e for _, e in theirs.values()) / ref
+    diffs = bootstrap(mine, theirs, resamples)
+    low, high = percentile_interval(diffs)
+    share = sum(d < 0 for d in diffs) / len(diffs)
+    print(
+        f"against {args.compare} ({rate_theirs:.2f} %): difference {rate_mine - rate_theirs:+.2f} "
+        f"points, 95 % interval {low:+.2f} to {high:+.2f}; this report lower in "
+        f"{100 * share:.1f} % of resamples"
+    )
 
 
 if __name__ == "__main__":
