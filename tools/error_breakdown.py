@@ -66,12 +66,24 @@ COUNTS = ("ref", "sub", "del", "ins")
 WORD_BANDS = ((0, "never"), (1, "1-4 times"), (5, "5-19 times"), (20, "20+ times"))
 
 
+def resolve_unit(report: dict, unit: str) -> str:
+    """``char`` or ``token``: ``auto`` reads the report's summary (``cer`` means
+    characters)."""
+    if unit == "auto":
+        return "char" if "cer" in report.get("summary", {}) else "token"
+    return unit
+
+
+def group_of(item: dict, group: str) -> str:
+    """The item's group: its audio's (or image's) folder, or "" for ``none``."""
+    return Path(item.get("path", "")).parent.name if group == "parent" else ""
+
+
 def breakdown(report: dict, unit: str = "auto", group: str = "parent") -> dict:
     """Totals (``ref``, ``sub``, ``del``, ``ins``) overall and per group, and
     ``confusions``: counters of substituted ``(ref, hyp)`` pairs, deleted and
     inserted units."""
-    if unit == "auto":
-        unit = "char" if "cer" in report.get("summary", {}) else "token"
+    unit = resolve_unit(report, unit)
     split = "char" if unit == "char" else "word"
     total = dict.fromkeys(COUNTS, 0)
     groups: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
@@ -79,7 +91,7 @@ def breakdown(report: dict, unit: str = "auto", group: str = "parent") -> dict:
     for item in report["items"]:
         # An unreadable input has an empty hypothesis, as the report's summary counts it.
         ref, hyp = tokenize(item["ref"], split), tokenize(item.get("hyp", ""), split)
-        key = Path(item.get("path", "")).parent.name if group == "parent" else ""
+        key = group_of(item, group)
         for counts in (total, groups[key]):
             counts["ref"] += len(ref)
         for op, r, h in align(ref, hyp):
@@ -164,13 +176,11 @@ def errors_per_group(report: dict, unit: str = "auto", group: str = "parent") ->
     """``{group: (reference units, errors)}`` with items grouped as in
     ``breakdown`` (the audio's folder), or one group per item id when ``group``
     is ``none``."""
-    if unit == "auto":
-        unit = "char" if "cer" in report.get("summary", {}) else "token"
-    split = "char" if unit == "char" else "word"
+    split = "char" if resolve_unit(report, unit) == "char" else "word"
     out: dict[str, tuple[int, int]] = {}
     for item in report["items"]:
         ref, hyp = tokenize(item["ref"], split), tokenize(item.get("hyp", ""), split)
-        key = Path(item.get("path", "")).parent.name if group == "parent" else str(item["id"])
+        key = group_of(item, group) if group == "parent" else str(item["id"])
         n, e = out.get(key, (0, 0))
         out[key] = (n + len(ref), e + editdistance.eval(ref, hyp))
     return out
