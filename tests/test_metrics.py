@@ -122,9 +122,9 @@ def test_error_breakdown_bootstrap_intervals_and_paired_comparison(tmp_path, cap
         {"id": "4", "path": "/d/SPK2/4.wav", "ref": "OW", "hyp": "", "error": "unreadable"},
     ]
     report = {"summary": {"per": 4 / 9}, "items": items}
-    mine = bt.errors_per_group(report)
+    mine = bt.errors_per_group(bt.breakdown(report)["groups"])
     assert mine == {"SPK1": (5, 2), "SPK2": (4, 2)}
-    assert bt.errors_per_group(report, group="none") == {
+    assert bt.errors_per_group(bt.breakdown(report, group="item")["groups"]) == {
         "1": (3, 1), "2": (2, 1), "3": (3, 1), "4": (1, 1)
     }  # fmt: skip
     # Every draw lies between the two speakers' rates and hits both extremes.
@@ -136,7 +136,7 @@ def test_error_breakdown_bootstrap_intervals_and_paired_comparison(tmp_path, cap
     # A model right on SPK2 and as wrong on SPK1: no paired draw goes against it,
     # and only draws of SPK1 alone (a quarter) tie.
     better = [dict(i, hyp=i["ref"]) if "SPK2" in i["path"] else i for i in items]
-    theirs = bt.errors_per_group({"items": better})
+    theirs = bt.errors_per_group(bt.breakdown({"items": better})["groups"])
     diffs = bt.bootstrap(theirs, mine, resamples=400)
     assert all(d <= 0 for d in diffs) and diffs[0] == pytest.approx(-50.0)
     assert 0.65 < sum(d < 0 for d in diffs) / 400 < 0.85
@@ -151,6 +151,8 @@ def test_error_breakdown_bootstrap_intervals_and_paired_comparison(tmp_path, cap
     assert "95 % interval (500 resamples of 2 groups): 0.00-40.00 %" in out
     assert f"against {b} (44.44 %): difference -22.22 points" in out
     assert 65 < float(re.search(r"this report lower in ([\d.]+) % of resamples", out)[1]) < 85
+    bt.main([str(a), "--group", "none", "--interval", "100"])  # items resampled
+    assert "95 % interval (100 resamples of 4 items):" in capsys.readouterr().out
     # Reports of different items, or of other references, cannot be paired.
     b.write_text(json.dumps({"items": items[:3]}))
     with pytest.raises(SystemExit, match="different items"):

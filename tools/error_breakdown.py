@@ -52,8 +52,6 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import editdistance
-
 from seqrec.data.manifest import read_manifest
 from seqrec.lexicon import Lexicon, read_lexicon
 from seqrec.metrics import align
@@ -66,24 +64,20 @@ COUNTS = ("ref", "sub", "del", "ins")
 WORD_BANDS = ((0, "never"), (1, "1-4 times"), (5, "5-19 times"), (20, "20+ times"))
 
 
-def resolve_unit(report: dict, unit: str) -> str:
-    """``char`` or ``token``: ``auto`` reads the report's summary (``cer`` means
-    characters)."""
-    if unit == "auto":
-        return "char" if "cer" in report.get("summary", {}) else "token"
-    return unit
-
-
 def group_of(item: dict, group: str) -> str:
-    """The item's group: its audio's (or image's) folder, or "" for ``none``."""
-    return Path(item.get("path", "")).parent.name if group == "parent" else ""
+    """The item's group: its audio's (or image's) folder for ``parent``, its id
+    for ``item``, "" for ``none``."""
+    if group == "parent":
+        return Path(item.get("path", "")).parent.name
+    return str(item["id"]) if group == "item" else ""
 
 
 def breakdown(report: dict, unit: str = "auto", group: str = "parent") -> dict:
-    """Totals (``ref``, ``sub``, ``del``, ``ins``) overall and per group, and
-    ``confusions``: counters of substituted ``(ref, hyp)`` pairs, deleted and
-    inserted units."""
-    unit = resolve_unit(report, unit)
+    """Totals (``ref``, ``sub``, ``del``, ``ins``) overall and per group (see
+    ``group_of``; none for ``none``), and ``confusions``: counters of
+    substituted ``(ref, hyp)`` pairs, deleted and inserted units."""
+    if unit == "auto":
+        unit = "char" if "cer" in report.get("summary", {}) else "token"
     split = "char" if unit == "char" else "word"
     total = dict.fromkeys(COUNTS, 0)
     groups: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
@@ -172,18 +166,9 @@ def rate(counts: dict[str, int]) -> float:
     return 100.0 * errors / counts["ref"] if counts["ref"] else 0.0
 
 
-def errors_per_group(report: dict, unit: str = "auto", group: str = "parent") -> dict:
-    """``{group: (reference units, errors)}`` with items grouped as in
-    ``breakdown`` (the audio's folder), or one group per item id when ``group``
-    is ``none``."""
-    split = "char" if resolve_unit(report, unit) == "char" else "word"
-    out: dict[str, tuple[int, int]] = {}
-    for item in report["items"]:
-        ref, hyp = tokenize(item["ref"], split), tokenize(item.get("hyp", ""), split)
-        key = group_of(item, group) if group == "parent" else str(item["id"])
-        n, e = out.get(key, (0, 0))
-        out[key] = (n + len(ref), e + editdistance.eval(ref, hyp))
-    return out
+def errors_per_group(groups: dict[str, dict[str, int]]) -> dict[str, tuple[int, int]]:
+    """``{group: (reference units, errors)}`` from ``breakdown``'s groups."""
+    return {k: (c["ref"], c["sub"] + c["del"] + c["ins"]) for k, c in groups.items()}
 
 
 def paired(report: dict, other: dict) -> None:
@@ -266,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
                 shown = f"{what[0]} -> {what[1]}" if op == "sub" else what
                 print(f"  {shown}\t{count}\t{100 * count / errors:.1f} %")
     if args.interval > 0 or args.compare:
-        interval(report, args)
+        interval(report, result, args)
     if args.by_word_count:
         train_words = Counter(
             w.upper() for r in read_manifest(args.by_word_count) for w in (r.words or "").split()
@@ -281,12 +266,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  word seen {label}\t{counts['ref']}\t{rate(counts):.2f} %")
 
 
-def interval(report: dict, args: argparse.Namespace) -> None:
+def interval(report: dict, result: dict, args: argparse.Namespace) -> None:
     """Print the bootstrap interval of the error rate, and with ``--compare``
-    the paired difference from the other report."""
+    the paired difference from the other report. ``result`` is ``breakdown``'s
+    for ``report``; without groups (``--group none``) items are resampled."""
     resamples = args.interval or 10000
-    mine = errors_per_group(report, args.unit, args.group)
-    what = "items" if args.group == "none" else "groups"
+    by = "item" if args.group == "none" else args.group
+    if by != args.group:
+        result = breakdown(report, args.unit, by)
+    mine = errors_per_group(result["groups"])
+    what = "items" if by == "item" else "groups"
     low, high = percentile_interval(bootstrap(mine, resamples=resamples))
     print(f"95 % interval ({resamples} resamples of {len(mine)} {what}): {low:.2f}-{high:.2f} %")
     if not args.compare:
@@ -296,10 +285,9 @@ def interval(report: dict, args: argparse.Namespace) -> None:
         paired(report, other)
     except ValueError as e:
         raise SystemExit(f"error: {args.compare}: {e}") from None
-    theirs = errors_per_group(other, args.unit, args.group)
-    ref = max(sum(n for n, _ in mine.values()), 1)
-    rate_mine = 100.0 * sum(e for _, e in mine.values()) / ref
-    rate_theirs = 100.0 * sum(e for _, e in theirs.values()) / ref
+    other_result = breakdown(other, args.unit, by)
+    theirs = errors_per_group(other_result["groups"])
+    rate_mine, rate_theirs = rate(result["total"]), rate(other_result["total"])
     diffs = bootstrap(mine, theirs, resamples)
     low, high = percentile_interval(diffs)
     share = sum(d < 0 for d in diffs) / len(diffs)
