@@ -132,7 +132,13 @@ def test_error_breakdown_bootstrap_intervals_and_paired_comparison(tmp_path, cap
     assert draws == sorted(draws) and len(draws) == 400
     assert draws[0] == pytest.approx(40.0) and draws[-1] == pytest.approx(50.0)
     assert bt.percentile_interval([float(i) for i in range(101)]) == (2.0, 98.0)
+    # A mixed draw pools the units (8/18 = 44.4 %), not the two rates (45 %).
+    assert any(d == pytest.approx(400 / 9) for d in draws)
+    assert not any(d == pytest.approx(45.0) for d in draws)
     assert bt.bootstrap(mine, resamples=50, seed=3) == bt.bootstrap(mine, resamples=50, seed=3)
+    assert bt.bootstrap(mine, resamples=50, seed=3) != bt.bootstrap(mine, resamples=50, seed=4)
+    # A draw of groups without reference units scores 0, like the rate itself.
+    assert bt.bootstrap({"A": (0, 3)}, resamples=5) == [0.0] * 5
     # A model right on SPK2 and as wrong on SPK1: no paired draw goes against it,
     # and only draws of SPK1 alone (a quarter) tie.
     better = [dict(i, hyp=i["ref"]) if "SPK2" in i["path"] else i for i in items]
@@ -160,3 +166,21 @@ def test_error_breakdown_bootstrap_intervals_and_paired_comparison(tmp_path, cap
     b.write_text(json.dumps({"items": [dict(items[0], ref="AH")] + items[1:]}))
     with pytest.raises(SystemExit, match="another reference"):
         bt.main([str(a), "--compare", str(b)])
+    # ... nor reports that put an item under another speaker.
+    b.write_text(json.dumps({"items": [dict(items[0], path="/d/SPK9/1.wav")] + items[1:]}))
+    with pytest.raises(SystemExit, match="'1' is in group 'SPK1' in one report and 'SPK9'"):
+        bt.main([str(a), "--compare", str(b)])
+    # The other report is scored in this one's units: a character-model summary
+    # on the same items does not turn its phones into characters.
+    b.write_text(json.dumps({"summary": {"cer": 0.5}, "items": items}))
+    bt.main([str(a), "--compare", str(b), "--interval", "50"])
+    assert f"against {b} (44.44 %): difference -22.22 points" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bt.main([str(a), "--interval", "-5"])
+    assert "--interval must be 0" in capsys.readouterr().err
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"items": items[:2]}))
+    bt.main([str(one), "--interval", "100"])
+    assert "no interval: resampling needs at least 2 groups, the report has 1" in (
+        capsys.readouterr().out
+    )

@@ -35,7 +35,9 @@ speaker go together, so resampling speakers, not phones, tells how far the
 figure would move on another draw of test speakers. ``--compare OTHER_REPORT``
 (another model's report on the same items) prints the difference between the
 two error rates with its paired interval, resampling the same groups for both,
-and the share of resamples in which this report's error is the lower:
+and the share of resamples in which this report's error is the lower (10000
+resamples unless ``--interval`` says otherwise). Both reports are scored in
+this report's units, and each item must sit in the same group in both:
 
     python tools/error_breakdown.py exp/a/test_report.json \
         --compare exp/b/test_report.json --interval 10000
@@ -171,17 +173,22 @@ def errors_per_group(groups: dict[str, dict[str, int]]) -> dict[str, tuple[int, 
     return {k: (c["ref"], c["sub"] + c["del"] + c["ins"]) for k, c in groups.items()}
 
 
-def paired(report: dict, other: dict) -> None:
+def paired(report: dict, other: dict, group: str = "parent") -> None:
     """Raise ValueError unless both reports score the same items against the
-    same references."""
-    a = {str(i["id"]): i["ref"] for i in report["items"]}
-    b = {str(i["id"]): i["ref"] for i in other["items"]}
+    same references, each item in the same group (see ``group_of``)."""
+    a = {str(i["id"]): i for i in report["items"]}
+    b = {str(i["id"]): i for i in other["items"]}
     if a.keys() != b.keys():
         missing = len(a.keys() ^ b.keys())
         raise ValueError(f"the reports score different items ({missing} not in both)")
-    differ = [k for k in a if a[k] != b[k]]
-    if differ:
-        raise ValueError(f"item {differ[0]!r} has another reference in each report")
+    for k in a:
+        if a[k]["ref"] != b[k]["ref"]:
+            raise ValueError(f"item {k!r} has another reference in each report")
+        mine, theirs = group_of(a[k], group), group_of(b[k], group)
+        if mine != theirs:
+            raise ValueError(
+                f"item {k!r} is in group {mine!r} in one report and {theirs!r} in the other"
+            )
 
 
 def bootstrap(
@@ -190,7 +197,8 @@ def bootstrap(
     """The error rate (%) of each of ``resamples`` draws of the groups of
     ``counts`` with replacement, sorted. With ``other`` (the same groups,
     another model's errors) each value is the difference of the two rates on
-    the same draw, this one's minus the other's."""
+    the same draw, this one's minus the other's. A draw with no reference
+    units scores 0, as ``rate`` does."""
     keys = sorted(counts)
     if not keys or resamples < 1:
         raise ValueError("a bootstrap needs at least one group and one resample")
@@ -198,9 +206,9 @@ def bootstrap(
     stats = []
     for _ in range(resamples):
         draw = [keys[rng.randrange(len(keys))] for _ in keys]
-        ref = sum(counts[k][0] for k in draw) or 1
-        stat = 100.0 * sum(counts[k][1] for k in draw) / ref
-        if other is not None:
+        ref = sum(counts[k][0] for k in draw)
+        stat = 100.0 * sum(counts[k][1] for k in draw) / ref if ref else 0.0
+        if other is not None and ref:
             stat -= 100.0 * sum(other[k][1] for k in draw) / ref
         stats.append(stat)
     return sorted(stats)
@@ -228,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.by_word_count and not args.lexicon:
         ap.error("--by-word-count needs --lexicon")
+    if args.interval < 0:
+        ap.error(f"--interval must be 0 (off) or a number of resamples, got {args.interval}")
     report = json.loads(args.report.read_text())
     result = breakdown(report, args.unit, args.group)
     t = result["total"]
@@ -276,16 +286,20 @@ def interval(report: dict, result: dict, args: argparse.Namespace) -> None:
         result = breakdown(report, args.unit, by)
     mine = errors_per_group(result["groups"])
     what = "items" if by == "item" else "groups"
+    if len(mine) < 2:
+        print(f"no interval: resampling needs at least 2 {what}, the report has {len(mine)}")
+        return
     low, high = percentile_interval(bootstrap(mine, resamples=resamples))
     print(f"95 % interval ({resamples} resamples of {len(mine)} {what}): {low:.2f}-{high:.2f} %")
     if not args.compare:
         return
     other = json.loads(args.compare.read_text())
     try:
-        paired(report, other)
+        paired(report, other, by)
     except ValueError as e:
         raise SystemExit(f"error: {args.compare}: {e}") from None
-    other_result = breakdown(other, args.unit, by)
+    # Scored in this report's units, whatever the other report's summary says.
+    other_result = breakdown(other, result["unit"], by)
     theirs = errors_per_group(other_result["groups"])
     rate_mine, rate_theirs = rate(result["total"]), rate(other_result["total"])
     diffs = bootstrap(mine, theirs, resamples)
