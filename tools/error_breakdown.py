@@ -287,7 +287,8 @@ def interval(report: dict, result: dict, args: argparse.Namespace) -> None:
     mine = errors_per_group(result["groups"])
     what = "items" if by == "item" else "groups"
     if len(mine) < 2:
-        print(f"no interval: resampling needs at least 2 {what}, the report has {len(mine)}")
+        also = " (nor a paired comparison)" if args.compare else ""
+        print(f"no interval{also}: resampling needs at least 2 {what}, the report has {len(mine)}")
         return
     low, high = percentile_interval(bootstrap(mine, resamples=resamples))
     print(f"95 % interval ({resamples} resamples of {len(mine)} {what}): {low:.2f}-{high:.2f} %")
