@@ -163,14 +163,18 @@ def by_word_count(
     return bands, left_out
 
 
+def edits(counts: dict[str, int]) -> int:
+    """Substitutions, deletions and insertions of a count table, together."""
+    return counts["sub"] + counts["del"] + counts["ins"]
+
+
 def rate(counts: dict[str, int]) -> float:
-    errors = counts["sub"] + counts["del"] + counts["ins"]
-    return 100.0 * errors / counts["ref"] if counts["ref"] else 0.0
+    return 100.0 * edits(counts) / counts["ref"] if counts["ref"] else 0.0
 
 
 def errors_per_group(groups: dict[str, dict[str, int]]) -> dict[str, tuple[int, int]]:
     """``{group: (reference units, errors)}`` from ``breakdown``'s groups."""
-    return {k: (c["ref"], c["sub"] + c["del"] + c["ins"]) for k, c in groups.items()}
+    return {k: (c["ref"], edits(c)) for k, c in groups.items()}
 
 
 def paired(report: dict, other: dict, group: str = "parent") -> None:
@@ -254,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, counts in groups:
             print(f"  {name or '(none)'}\t{counts['ref']}\t{rate(counts):.2f} %")
     if args.confusions > 0:
-        errors = max(1, t["sub"] + t["del"] + t["ins"])
+        errors = max(1, edits(t))
         for op, title in (("sub", "substituted"), ("del", "deleted"), ("ins", "inserted")):
             print(f"most often {title} (count, share of all errors):")
             for what, count in result["confusions"][op].most_common(args.confusions):
