@@ -80,7 +80,10 @@ class TrainConfig:
     layer and the ones below reversed and scaled by up to this weight (rising
     from 0 over the schedule), so that they learn features that hide the
     speaker (see :mod:`seqrec.adversary`); training only. With
-    ``speaker_adversary_pool`` the classifier reads each item's mean frame instead.
+    ``speaker_adversary_pool`` the classifier reads each item's mean frame instead;
+    with ``speaker_adversary_confuse`` the layers below minimise a bounded
+    confusion loss (the frozen classifier's output against uniform) instead of
+    receiving the reversed gradient.
     """
 
     out_dir: str = "exp/model"
@@ -115,6 +118,7 @@ class TrainConfig:
     speaker_adversary: float = 0.0
     speaker_adversary_layer: int = 2
     speaker_adversary_pool: bool = False
+    speaker_adversary_confuse: bool = False
 
     def __post_init__(self) -> None:
         for name in ("weight_noise_start", "inter_ctc_weight"):

@@ -291,7 +291,11 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
     adversary = None
     if tc.speaker_adversary > 0:
         adversary = SpeakerAdversary.for_model(
-            model, train_ds.records, tc.speaker_adversary_layer, pool=tc.speaker_adversary_pool
+            model,
+            train_ds.records,
+            tc.speaker_adversary_layer,
+            pool=tc.speaker_adversary_pool,
+            confuse=tc.speaker_adversary_confuse,
         ).to(device)
         if resume_payload is not None and "speaker_adversary" in resume_payload:
             adversary.load_state_dict(resume_payload["speaker_adversary"])

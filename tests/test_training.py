@@ -568,10 +568,12 @@ def test_speaker_classes_come_from_the_records():
         SpeakerAdversary.for_records(8, recs[:2], layer=1)
 
 
-def _captured_loss(scale: float, pool: bool = False):
+def _captured_loss(scale: float, pool: bool = False, confuse: bool = False):
     torch.manual_seed(0)
     model = BiLSTMCTC(ModelConfig(4, 5, hidden=3, layers=2))
-    adv = SpeakerAdversary(6, [0, 1, NO_SPEAKER], num_speakers=2, layer=1, pool=pool)
+    adv = SpeakerAdversary(
+        6, [0, 1, NO_SPEAKER], num_speakers=2, layer=1, pool=pool, confuse=confuse
+    )
     adv.scale = scale
     feats = torch.randn(3, 7, 4)
     lengths = torch.tensor([7, 4, 6])
@@ -626,6 +628,39 @@ def test_the_model_gets_the_classifier_gradient_reversed_and_scaled():
     assert lstm_plain.abs().sum() > 0
 
 
+def test_confusion_loss_is_bounded_and_leaves_the_classifier_its_plain_gradient():
+    def grads(**kw):
+        model, adv, h, loss = _captured_loss(0.5, **kw)
+        loss.backward()
+        lstm = model.lstms[0].fwd.weight_ih_l0.grad.clone()
+        return lstm, adv.net[0].weight.grad.clone(), adv, h, loss
+
+    lstm_rev, clf_rev, *_ = grads()
+    lstm_conf, clf_conf, adv, h, loss = grads(confuse=True)
+    assert torch.allclose(clf_conf, clf_rev)  # the classifier learns from the same loss
+    assert lstm_conf.abs().sum() > 0 and not torch.allclose(lstm_conf, lstm_rev)
+    # The value is the classifier's cross-entropy plus scale x the confusion term.
+    with torch.no_grad():
+        frames = torch.cat([h[0, :7], h[1, :4]])
+        logp = torch.log_softmax(adv.net(frames), -1)
+        target = torch.tensor([0] * 7 + [1] * 4)
+        ce = torch.nn.functional.nll_loss(logp, target)
+        expected = ce + 0.5 * (-logp.mean(-1)).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert adv.take_stats()[0] == pytest.approx(ce.item(), rel=1e-5)
+    # The layers below get the confusion term's gradient and nothing of the
+    # classifier's cross-entropy.
+    model, adv, h, _ = _captured_loss(0.5, confuse=True)
+    for q in adv.parameters():
+        q.requires_grad_(False)
+    frames = torch.cat([h[0, :7], h[1, :4]])
+    (0.5 * (-torch.log_softmax(adv.net(frames), -1).mean(-1)).mean()).backward()
+    assert torch.allclose(lstm_conf, model.lstms[0].fwd.weight_ih_l0.grad, atol=1e-7)
+    # The layers below minimise it down to ln K, where the classifier's output
+    # is uniform; unlike the reversed cross-entropy it has no reward beyond.
+    assert (loss.item() - ce.item()) / 0.5 >= math.log(2) - 1e-6
+
+
 def test_loss_without_capture_is_an_error():
     adv = SpeakerAdversary(6, [0, 1], num_speakers=2, layer=1)
     with pytest.raises(RuntimeError, match="capture"):
@@ -653,6 +688,7 @@ def test_adversarial_run_trains_logs_and_resumes(tmp_path):
             speaker_adversary=0.5,
             speaker_adversary_layer=1,
             speaker_adversary_pool=True,  # the classifier's weights are the same either way
+            speaker_adversary_confuse=True,
         )
     )
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
