@@ -84,6 +84,11 @@ class TrainConfig:
     with ``speaker_adversary_confuse`` the layers below minimise a bounded
     confusion loss (the frozen classifier's output against uniform) instead of
     receiving the reversed gradient.
+    ``splice_prob`` > 0 replaces that fraction of training items by spliced
+    ones (runs of ``splice_labels`` labels cut from the same speaker's
+    utterances and joined, see :mod:`seqrec.data.splice`), from the epoch that
+    starts once ``splice_start`` of the schedule has passed, when the model
+    aligns the training set to find the cut points.
     """
 
     out_dir: str = "exp/model"
@@ -119,9 +124,12 @@ class TrainConfig:
     speaker_adversary_layer: int = 2
     speaker_adversary_pool: bool = False
     speaker_adversary_confuse: bool = False
+    splice_prob: float = 0.0
+    splice_start: float = 0.25
+    splice_labels: tuple[int, int] = (2, 8)
 
     def __post_init__(self) -> None:
-        for name in ("weight_noise_start", "inter_ctc_weight"):
+        for name in ("weight_noise_start", "inter_ctc_weight", "splice_start"):
             fraction = getattr(self, name)
             if not 0.0 <= fraction < 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1), got {fraction}")
@@ -129,6 +137,11 @@ class TrainConfig:
             weight = getattr(self, name)
             if not (math.isfinite(weight) and weight >= 0.0):
                 raise ValueError(f"train.{name} must be >= 0, got {weight}")
+        if not 0.0 <= self.splice_prob <= 1.0:
+            raise ValueError(f"train.splice_prob must be in [0, 1], got {self.splice_prob}")
+        lo, hi = self.splice_labels
+        if not 1 <= lo <= hi:
+            raise ValueError(f"train.splice_labels must be [min, max], 1 <= min <= max: {[lo, hi]}")
         if self.average_last < 0:
             raise ValueError(f"train.average_last must be 0 or more, got {self.average_last}")
         if self.amp not in AMP_MODES:
@@ -180,6 +193,11 @@ def experiment_from_dict(raw: dict[str, Any], base: Path | None = None) -> Exper
         train["speeds"] = tuple(float(s) for s in train["speeds"])
     if "inter_ctc_layers" in train:
         train["inter_ctc_layers"] = tuple(int(k) for k in train["inter_ctc_layers"])
+    if "splice_labels" in train:
+        labels = train["splice_labels"]
+        if not isinstance(labels, (list, tuple)) or len(labels) != 2:
+            raise ValueError(f"train.splice_labels must be [min, max], got {labels!r}")
+        train["splice_labels"] = (int(labels[0]), int(labels[1]))
     if isinstance(train.get("image_augment"), dict):
         train["image_augment"] = _build(
             ImageAugmentConfig, train["image_augment"], "train.image_augment"

@@ -22,6 +22,7 @@ from seqrec.adversary import SpeakerAdversary, ramp
 from seqrec.checkpoint import load_checkpoint, save_checkpoint
 from seqrec.config import ExperimentConfig
 from seqrec.data.loader import FeatureDataset, batch_stream
+from seqrec.data.splice import SplicePool, align_dataset
 from seqrec.distributed import Runtime
 from seqrec.features.base import Frontend
 from seqrec.features.frontend import build_frontend, frontend_from_dict
@@ -301,6 +302,15 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
             adversary.load_state_dict(resume_payload["speaker_adversary"])
         if rt.env.enabled:
             adversary.share_across_ranks(rt.env.world_size)
+
+    def start_splicing(cuts: list[list[int] | None]) -> None:
+        speakers = [r.speaker for r in train_ds.records]
+        lo, hi = tc.splice_labels
+        train_ds.splice = SplicePool(cuts, speakers, lo, hi, subsample=model.cfg.subsample)
+        train_ds.splice_prob = tc.splice_prob
+
+    if resume_payload is not None and resume_payload.get("splice_cuts") is not None:
+        start_splicing(resume_payload["splice_cuts"])
     trained = list(model.parameters()) + (list(adversary.parameters()) if adversary else [])
     opt = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
     cycle = OneCycle(
@@ -347,6 +357,7 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
                 "data_rng": _listify(train_ds.rng.getstate()),
                 "torch_rng": torch.get_rng_state(),
                 **({"speaker_adversary": adversary.state_dict()} if adversary else {}),
+                **({"splice_cuts": train_ds.splice.cuts} if train_ds.splice else {}),
             },
         )
 
@@ -419,6 +430,15 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
             batches = [[keep[i] for i in b] for b in sampler]
             if adversary is not None:
                 adversary.scale = tc.speaker_adversary * ramp(cycle.progress(sched.last_epoch))
+            if (
+                tc.splice_prob > 0
+                and train_ds.splice is None
+                and cycle.progress(sched.last_epoch) >= tc.splice_start
+            ):
+                # Every rank aligns with its identical replica: no cut points to share.
+                start_splicing(align_dataset(model, train_ds, keep, tc.max_frames, device))
+                if is_main:
+                    log.info("splicing %g of the items from epoch %d", tc.splice_prob, epoch + 1)
             loss_sum, n, skipped = train_epoch(
                 net,
                 train_ds,

@@ -706,3 +706,53 @@ def test_adversary_settings_are_checked(tmp_path, settings, message):
     m = _manifest(tmp_path, [(0, "jackson", 0), (1, "theo", 0)])
     with pytest.raises(ValueError, match=message):
         train(_config(tmp_path, m, epochs=1, **settings))
+
+
+def test_splicing_starts_late_and_resumes_with_its_cut_points(tmp_path, caplog):
+    m = _manifest(tmp_path, [(d, s, 0) for d in range(3) for s in ("jackson", "theo")])
+    settings = {"splice_prob": 0.5, "splice_start": 0.5, "splice_labels": [1, 1]}
+    with caplog.at_level(logging.INFO, logger="seqrec.train"):
+        train(_config(tmp_path, m, epochs=4, **settings))
+    messages = [r.getMessage() for r in caplog.records if "splic" in r.getMessage()]
+    # Half of a 4-epoch schedule has passed when epoch 3 starts; the model aligns first.
+    assert messages[0].startswith("splicing: aligned ") and "of 6 items" in messages[0]
+    assert messages[1] == "splicing 0.5 of the items from epoch 3"
+    out = tmp_path / "model"
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(r["skipped_steps"] == 0 for r in rows)
+    cuts = torch.load(out / "last.pt", weights_only=True)["splice_cuts"]
+    assert len(cuts) == 6 and any(c is not None for c in cuts)
+    assert all(c is None or (c[0] == 0 and len(c) == 2) for c in cuts)  # one-word transcripts
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="seqrec.train"):
+        train(_config(tmp_path, m, epochs=5, **settings))
+    # Resumed with its cut points: no second alignment.
+    assert not [r for r in caplog.records if "aligned" in r.getMessage()]
+    assert torch.load(out / "last.pt", weights_only=True)["splice_cuts"] == cuts
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"splice_prob": 1.5}, "splice_prob must be"),
+        ({"splice_start": 1.0}, "splice_start must be"),
+        ({"splice_labels": [3, 2]}, "splice_labels must be"),
+        ({"splice_labels": [2]}, "splice_labels must be"),
+    ],
+)
+def test_splice_settings_are_checked(tmp_path, settings, message):
+    m = _manifest(tmp_path, [(0, "jackson", 0)])
+    with pytest.raises(ValueError, match=message):
+        _config(tmp_path, m, **settings)
+
+
+def test_check_splice_tool_reports_recorded_spliced_and_moved_cuts(tmp_path, capsys, tool):
+    m = _manifest(tmp_path, [(d, s, 0) for d in range(3) for s in ("jackson", "theo")])
+    best = train(_config(tmp_path, m, epochs=2))
+    args = [str(best), str(m), "--dev", str(m), "--speakers", "1", "--runs", "1-1", "--shift", "2"]
+    tool("check_splice").main(args)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "3 utterances of 1 training speakers, 3 aligned"
+    assert out[1].startswith("as recorded: ") and out[2].startswith("spliced, runs of 1-1: ")
+    assert out[3].startswith("  cuts moved +2 frames: ") and out[4].startswith("  cuts moved -2")
+    assert out[5] == "command: python tools/check_splice.py " + " ".join(args)

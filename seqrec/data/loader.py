@@ -16,6 +16,7 @@ from seqrec.vocab import Vocabulary
 
 if TYPE_CHECKING:
     from seqrec.data.cache import FeatureStore
+    from seqrec.data.splice import SplicePool
 
 Featurizer = Callable[[Record, float], torch.Tensor]
 """``(record, speed) -> (T, F)`` un-normalised features; speed 1.0 means unchanged."""
@@ -97,7 +98,9 @@ class FeatureDataset(Dataset):
     on every access; the cache then only serves lengths and evaluation.
     ``stores`` maps a speed to precomputed features (a memory-mapped on-disk
     cache, see :mod:`seqrec.data.cache`); they take the place of the in-memory
-    cache for that speed.
+    cache for that speed. With a ``splice`` pool set (see
+    :mod:`seqrec.data.splice`), each training item is replaced by a spliced
+    one with probability ``splice_prob``.
     """
 
     def __init__(
@@ -123,6 +126,8 @@ class FeatureDataset(Dataset):
         self.augment = augment
         self.stores: dict[float, FeatureStore] = {}
         self.targets = [vocab.encode(r.text, source=r.path) for r in self.records]
+        self.splice: SplicePool | None = None
+        self.splice_prob = 0.0
 
     def __len__(self) -> int:
         return len(self.records)
@@ -156,14 +161,21 @@ class FeatureDataset(Dataset):
     def item(self, i: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Item ``i``, drawing its speed and augmentation from ``rng``."""
         speed = rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
-        if self.augment is not None:
+        target: Sequence[int] = self.targets[i]
+        spliced = None
+        if self.splice is not None and rng.random() < self.splice_prob:
+            frames = self.length(i, speed)
+            spliced = self.splice.splice(i, speed, rng, self.raw_features, self.targets, frames)
+        if spliced is not None:
+            raw, target = spliced
+        elif self.augment is not None:
             raw = self.augment(self.records[i], speed, rng)  # fresh every time: no cache
         else:
             raw = self.raw_features(i, speed)
         feats = self.normalize(raw)
         if self.spec_augment is not None:
             feats = self.spec_augment.apply(feats, rng)
-        return feats, torch.tensor(self.targets[i], dtype=torch.long), i
+        return feats, torch.tensor(target, dtype=torch.long), i
 
 
 def collate(
