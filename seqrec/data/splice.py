@@ -95,7 +95,7 @@ class SplicePool:
 
     ``cuts[i]`` are item ``i``'s cut points at speed 1 (see :func:`cut_points`),
     or None when it was not aligned; ``speakers[i]`` its speaker (items without
-    one form a group of their own). Runs are ``min_labels`` to ``max_labels``
+    one are pooled together). Runs are ``min_labels`` to ``max_labels``
     labels long. ``subsample`` is the model's subsampling factor: a spliced
     item too short for CTC is not made.
     """
@@ -117,7 +117,7 @@ class SplicePool:
         for i, c in enumerate(self.cuts):
             if c is not None and len(c) > 1:
                 groups[speakers[i]].append(i)
-        self.group_of = [speakers[i] for i in range(len(self.cuts))]
+        self.group_of = list(speakers)
         self.groups = dict(groups)
 
     def splice(
