@@ -69,7 +69,8 @@ def save_average(
     meta: dict[str, Any],
 ) -> None:
     """Average the last epochs' ``states`` into ``averaged.pt``, which becomes
-    ``best.pt`` if its dev error is below ``best`` (always, without a dev set).
+    ``best.pt`` if its dev error is below ``best`` (always, with
+    ``tc.keep_average`` or without a dev set).
     ``meta`` goes into the model file; its ``epoch`` is the number of the epoch
     the last state is from."""
     avg = copy.deepcopy(recognizer.model)
@@ -87,16 +88,18 @@ def save_average(
     err = score(averaged.vocab, dev_refs, decode_dataset(avg, dev_ds, tc.max_frames, device))
     meta["dev_error"] = err[metric]
     averaged.save(out / "averaged.pt", **meta)
-    better = err[metric] < best
+    keep = tc.keep_average or err[metric] < best
     log.info(
         "average of epochs %s: dev %s %.2f%% (best single epoch %.2f%%)%s",
         span,
         metric,
         100 * err[metric],
         100 * best,
-        "; it becomes best.pt" if better else "",
+        ("; it becomes best.pt" + (" (train.keep_average)" if tc.keep_average else ""))
+        if keep
+        else "",
     )
-    if better:
+    if keep:
         averaged.save(out / "best.pt", **meta)
 
 

@@ -387,6 +387,25 @@ def test_intermediate_ctc_and_checkpoint_averaging_in_training(tmp_path, caplog)
     assert chosen["dev_error"] == min([averaged["dev_error"]] + [h["dev_wer"] for h in history])
 
 
+def test_keep_average_makes_the_average_best_pt_whatever_its_dev_error(tmp_path, caplog):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
+    cfg = _config(tmp_path, m, epochs=3, average_last=2, keep_average=True)
+    with caplog.at_level("INFO"):
+        best = train(cfg)
+    assert "it becomes best.pt (train.keep_average)" in caplog.text
+    chosen = torch.load(best, weights_only=True)
+    averaged = torch.load(tmp_path / "model" / "averaged.pt", weights_only=True)
+    assert chosen["averaged_epochs"] == "2-3" and chosen["dev_error"] == averaged["dev_error"]
+    for k, v in averaged["state_dict"].items():
+        assert torch.equal(chosen["state_dict"][k], v)
+
+
+def test_keep_average_needs_an_average(tmp_path):
+    m = _manifest(tmp_path, [(0, "jackson", 0)])
+    with pytest.raises(ValueError, match="keep_average needs train.average_last"):
+        _config(tmp_path, m, keep_average=True, average_last=1)
+
+
 def test_training_without_a_dev_set_keeps_the_average_of_the_last_epochs(tmp_path, caplog):
     m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
     cfg = _config(tmp_path, m, epochs=3, average_last=2)
