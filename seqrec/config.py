@@ -66,7 +66,9 @@ class TrainConfig:
     ``average_last`` > 1 averages the weights of the last that many epochs when
     training ends; the average replaces ``best.pt`` when its dev error is lower,
     or always with ``keep_average`` (for dev sets of a few speakers, whose best
-    single epoch is often chance).
+    single epoch is often chance). The epochs' weights wait in ``epochs/`` beside
+    the model, so a resumed run averages them too; ``keep_epochs`` keeps every
+    epoch's file there instead of the last ``average_last``.
     ``tune_blank_shift`` then tries blank shifts of 0 to 4 on dev (see
     ``ModelConfig.blank_shift``) and stores the best in ``best.pt``.
     ``entropy_weight`` > 0 subtracts that weight times the mean per-frame
@@ -119,6 +121,7 @@ class TrainConfig:
     inter_ctc_weight: float = 0.3
     average_last: int = 0
     keep_average: bool = False
+    keep_epochs: bool = False
     tune_blank_shift: bool = False
     entropy_weight: float = 0.0
     weight_noise: float = 0.0
@@ -147,6 +150,8 @@ class TrainConfig:
             raise ValueError(f"train.splice_labels must be [min, max], 1 <= min <= max: {[lo, hi]}")
         if self.average_last < 0:
             raise ValueError(f"train.average_last must be 0 or more, got {self.average_last}")
+        if self.keep_epochs and self.average_last < 2:
+            raise ValueError("train.keep_epochs needs train.average_last of 2 or more")
         if self.keep_average and self.average_last < 2:
             raise ValueError(
                 f"train.keep_average needs train.average_last of 2 or more, got {self.average_last}"

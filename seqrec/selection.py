@@ -57,6 +57,38 @@ def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch
     return avg
 
 
+class EpochSnapshots:
+    """Each epoch's weights in ``folder/NNNN.pt``, for the average of the last
+    epochs. On disk rather than in memory, so that a run resumed near its end
+    still averages the epochs it trained before the interruption. Only the last
+    ``window`` files are kept, unless ``keep_all``."""
+
+    def __init__(self, folder: Path, window: int, keep_all: bool = False) -> None:
+        self.folder, self.window, self.keep_all = folder, window, keep_all
+
+    def path(self, epoch: int) -> Path:
+        return self.folder / f"{epoch:04d}.pt"
+
+    def clear(self) -> None:
+        """Forget the snapshots of an earlier run in the same folder."""
+        for f in self.folder.glob("[0-9]*.pt"):
+            f.unlink()
+
+    def save(self, epoch: int, state: dict[str, torch.Tensor]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        cpu = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+        save_checkpoint(self.path(epoch), {"epoch": epoch, "state_dict": cpu})
+        old = self.path(epoch - self.window)
+        if not self.keep_all and old.exists():
+            old.unlink()
+
+    def last(self, epoch: int) -> list[dict[str, torch.Tensor]]:
+        """The states of epochs ``epoch - window + 1 .. epoch`` that are on disk, oldest first."""
+        first = max(1, epoch - self.window + 1)
+        found = [self.path(e) for e in range(first, epoch + 1) if self.path(e).exists()]
+        return [load_checkpoint(f)["state_dict"] for f in found]
+
+
 def save_average(
     states: list[dict[str, torch.Tensor]],
     recognizer: Recognizer,

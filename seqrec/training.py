@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import copy
 import functools
 import json
@@ -33,7 +32,13 @@ from seqrec.models.blstm import BiLSTMCTC, ModelConfig
 from seqrec.plots import plot_curves
 from seqrec.recognizer import Recognizer
 from seqrec.schedule import OneCycle
-from seqrec.selection import decode_dataset, save_average, score, tune_blank_shift
+from seqrec.selection import (
+    EpochSnapshots,
+    decode_dataset,
+    save_average,
+    score,
+    tune_blank_shift,
+)
 from seqrec.train_data import (
     Featurize,
     feasible,
@@ -393,17 +398,18 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         if scores and scores[metric] < best:
             best = scores[metric]
             recognizer.save(out / "best.pt", **extra_meta, epoch=epoch + 1, dev_error=best)
-        if tc.average_last > 1:
-            state = model.state_dict()
-            recent.append({k: v.detach().to("cpu", copy=True) for k, v in state.items()})
+        if snapshots is not None:
+            snapshots.save(epoch + 1, model.state_dict())
         save_last(epoch + 1)
         finished, finished_sched = epoch + 1, copy.deepcopy(sched.state_dict())
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         plot_curves(history, out / "curves.png", metric)
 
-    recent: collections.deque[dict[str, torch.Tensor]] = collections.deque(
-        maxlen=max(1, tc.average_last)
-    )
+    snapshots = None
+    if tc.average_last > 1:
+        snapshots = EpochSnapshots(out / "epochs", tc.average_last, keep_all=tc.keep_epochs)
+        if is_main and resume_payload is None:
+            snapshots.clear()
 
     noise_from: int | None = None
 
@@ -474,10 +480,11 @@ def _train(cfg: ExperimentConfig, rt: Runtime) -> Path:
         if is_main:
             save_last(finished, finished_sched)
         raise
+    recent = snapshots.last(finished) if snapshots is not None and is_main else []
     if is_main and len(recent) > 1:
         # With a dev set, best.pt exists once an epoch has run; without one, the average is it.
-        meta = {**extra_meta, "epoch": history[-1]["epoch"]}
-        save_average(list(recent), recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
+        meta = {**extra_meta, "epoch": finished}
+        save_average(recent, recognizer, dev_ds, dev_refs, tc, device, best, out, meta)
     elif is_main and (not dev_refs or not (out / "best.pt").exists()):
         # Without a dev set the model to use is simply the last one.
         meta = {"dev_error": best} if dev_refs else {}

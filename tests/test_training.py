@@ -400,10 +400,38 @@ def test_keep_average_makes_the_average_best_pt_whatever_its_dev_error(tmp_path,
         assert torch.equal(chosen["state_dict"][k], v)
 
 
+def test_a_resumed_run_averages_the_epochs_trained_before_the_interruption(tmp_path, caplog):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1)])
+    folder = tmp_path / "model" / "epochs"
+    train(_config(tmp_path, m, epochs=3, average_last=3))
+    assert sorted(f.name for f in folder.iterdir()) == ["0001.pt", "0002.pt", "0003.pt"]
+    with caplog.at_level("INFO"):
+        train(_config(tmp_path, m, epochs=5, average_last=3))  # resumes after epoch 3
+    assert "average of epochs 3-5" in caplog.text
+    assert sorted(f.name for f in folder.iterdir()) == ["0003.pt", "0004.pt", "0005.pt"]
+    snaps = [torch.load(folder / f"000{e}.pt", weights_only=True)["state_dict"] for e in (3, 4, 5)]
+    averaged = torch.load(tmp_path / "model" / "averaged.pt", weights_only=True)["state_dict"]
+    for k, v in averaged.items():
+        if v.is_floating_point():
+            assert torch.allclose(v, sum(s[k] for s in snaps) / 3, atol=1e-6)
+
+
+def test_keep_epochs_keeps_every_epoch_and_a_new_run_starts_afresh(tmp_path):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1)])
+    folder = tmp_path / "model" / "epochs"
+    train(_config(tmp_path, m, epochs=4, average_last=2, keep_epochs=True))
+    assert sorted(f.name for f in folder.iterdir()) == [f"000{e}.pt" for e in range(1, 5)]
+    (tmp_path / "model" / "last.pt").unlink()  # no checkpoint to resume: a new run
+    train(_config(tmp_path, m, epochs=2, average_last=2))
+    assert sorted(f.name for f in folder.iterdir()) == ["0001.pt", "0002.pt"]
+
+
 def test_keep_average_needs_an_average(tmp_path):
     m = _manifest(tmp_path, [(0, "jackson", 0)])
     with pytest.raises(ValueError, match="keep_average needs train.average_last"):
         _config(tmp_path, m, keep_average=True, average_last=1)
+    with pytest.raises(ValueError, match="keep_epochs needs train.average_last"):
+        _config(tmp_path, m, keep_epochs=True)
 
 
 def test_training_without_a_dev_set_keeps_the_average_of_the_last_epochs(tmp_path, caplog):
