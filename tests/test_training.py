@@ -426,6 +426,21 @@ def test_keep_epochs_keeps_every_epoch_and_a_new_run_starts_afresh(tmp_path):
     assert sorted(f.name for f in folder.iterdir()) == ["0001.pt", "0002.pt"]
 
 
+def test_score_epochs_tool_scores_each_epoch_and_its_averages(tmp_path, capsys, tool):
+    m = _manifest(tmp_path, [(3, "jackson", 0), (4, "theo", 1), (5, "george", 2)])
+    train(_config(tmp_path, m, epochs=3, average_last=2, keep_epochs=True))
+    args = [str(tmp_path / "model"), str(m), "--windows", "1", "2", "--threads", "1"]
+    tool("score_epochs").main(args)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "3 items, 3 epochs (1-3), wer"
+    rows = {int(line.split()[0]): line.split()[1:] for line in out[2:5]}
+    assert sorted(rows) == [1, 2, 3] and rows[1][1] == "-"
+    # The two-epoch average at the end is the model training saved as averaged.pt.
+    averaged = evaluate(tmp_path / "model" / "averaged.pt", m)["wer"]
+    assert rows[3][1] == f"{100 * averaged:.2f}%"
+    assert out[-1] == "command: python tools/score_epochs.py " + " ".join(args)
+
+
 def test_keep_average_needs_an_average(tmp_path):
     m = _manifest(tmp_path, [(0, "jackson", 0)])
     with pytest.raises(ValueError, match="keep_average needs train.average_last"):
