@@ -25,9 +25,9 @@ import torch  # noqa: E402
 from seqrec.checkpoint import load_checkpoint  # noqa: E402
 from seqrec.data.manifest import read_manifest  # noqa: E402
 from seqrec.decoders.greedy import greedy_decode  # noqa: E402
-from seqrec.metrics import METRICS, UNIT_METRICS  # noqa: E402
+from seqrec.metrics import UNIT_METRICS  # noqa: E402
 from seqrec.recognizer import Recognizer  # noqa: E402
-from seqrec.selection import average_states  # noqa: E402
+from seqrec.selection import average_states, score  # noqa: E402
 
 
 def epoch_files(folder: Path) -> dict[int, Path]:
@@ -39,11 +39,11 @@ def epoch_files(folder: Path) -> dict[int, Path]:
 
 
 def error_rate(rec: Recognizer, feats: list[torch.Tensor], refs: list[str], metric: str) -> float:
-    hyps = []
-    for lp in rec.log_probs_each(feats):
-        ids, _ = greedy_decode(lp[None], torch.tensor([lp.shape[0]]))
-        hyps.append(rec.vocab.decode(ids[0]))
-    return METRICS[metric](refs, hyps)
+    hyps = [
+        greedy_decode(lp[None], torch.tensor([lp.shape[0]]))[0][0]
+        for lp in rec.log_probs_each(feats)
+    ]
+    return score(rec.vocab, refs, hyps)[metric]
 
 
 def main(argv: list[str] | None = None) -> None:
