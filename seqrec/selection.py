@@ -69,9 +69,14 @@ class EpochSnapshots:
     def path(self, epoch: int) -> Path:
         return self.folder / f"{epoch:04d}.pt"
 
+    def on_disk(self) -> dict[int, Path]:
+        """Every snapshot file in the folder by epoch, in epoch order."""
+        found = {int(f.stem): f for f in self.folder.glob("[0-9]*.pt") if f.stem.isdigit()}
+        return dict(sorted(found.items()))
+
     def clear(self) -> None:
         """Forget the snapshots of an earlier run in the same folder."""
-        for f in self.folder.glob("[0-9]*.pt"):
+        for f in self.on_disk().values():
             f.unlink()
 
     def save(self, epoch: int, state: dict[str, torch.Tensor]) -> None:

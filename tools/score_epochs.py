@@ -27,15 +27,7 @@ from seqrec.data.manifest import read_manifest  # noqa: E402
 from seqrec.decoders.greedy import greedy_decode  # noqa: E402
 from seqrec.metrics import UNIT_METRICS  # noqa: E402
 from seqrec.recognizer import Recognizer  # noqa: E402
-from seqrec.selection import average_states, score  # noqa: E402
-
-
-def epoch_files(folder: Path) -> dict[int, Path]:
-    found = {}
-    for f in folder.glob("[0-9]*.pt"):
-        if f.stem.isdigit():
-            found[int(f.stem)] = f
-    return dict(sorted(found.items()))
+from seqrec.selection import EpochSnapshots, average_states, score  # noqa: E402
 
 
 def error_rate(rec: Recognizer, feats: list[torch.Tensor], refs: list[str], metric: str) -> float:
@@ -59,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(w < 1 for w in args.windows):
         p.error("--windows must be 1 or more")
     model_dir = Path(args.model_dir)
-    files = epoch_files(model_dir / "epochs")
+    files = EpochSnapshots(model_dir / "epochs", window=max(args.windows)).on_disk()
     if not files:
         p.error(f"{model_dir / 'epochs'}: no epoch weights (train with train.keep_epochs = true)")
     rec = Recognizer.load(model_dir / "best.pt")
